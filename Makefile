@@ -1,0 +1,43 @@
+# beaminspect: common tasks.  Every target sets up what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast samples bench fuzz opcodes clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# The main job on the bundled samples: a module's tables, its disassembly, and the
+# hot-load prediction for a bundled pair of versions.
+demo: $(STAMP)
+	$(VENV)/bin/beaminspect show samples/ebin/shop_server.beam
+	@echo
+	$(VENV)/bin/beaminspect disasm samples/ebin/shop_server.beam --function handle_call/3
+	@echo
+	-$(VENV)/bin/beaminspect diff samples/pairs/local_loop_killed/v1/*.beam samples/pairs/local_loop_killed/v2/*.beam
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+samples:
+	bash tools/build_samples.sh
+
+opcodes: $(STAMP)
+	$(PY) tools/gen_opcodes.py
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+fuzz: $(STAMP)
+	$(PY) tools/fuzz.py --long
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

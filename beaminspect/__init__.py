@@ -1,0 +1,20 @@
+"""beaminspect: read compiled Erlang/Elixir ``.beam`` files and predict what a hot code
+load changes and breaks.
+
+    >>> import beaminspect
+    >>> m = beaminspect.load("lists.beam")
+    >>> m.name, m.md5.hex(), len(m.exports)
+
+Public API: :func:`load`, :class:`BeamModule`, :class:`BeamError` and its kinds,
+the chunk records in :mod:`beaminspect.chunks`, terms in :mod:`beaminspect.terms`.
+"""
+
+from ._version import __version__
+from .errors import (BeamError, BeamWarning, FormatError, LimitError, NotBeamError,
+                     TruncatedError, UnsupportedError, format_error)
+from .module import BeamModule, load
+
+__all__ = [
+    "__version__", "load", "BeamModule", "BeamError", "BeamWarning", "FormatError",
+    "LimitError", "NotBeamError", "TruncatedError", "UnsupportedError", "format_error",
+]

@@ -1,0 +1,443 @@
+"""One decoder per chunk id, each returning typed immutable records.
+
+Every decoder takes the chunk's bytes (a memoryview) and raises a
+:class:`~beaminspect.errors.BeamError` with the chunk id and the offset within the
+chunk's data for anything malformed.  Decoders are called on first use by
+:class:`beaminspect.module.BeamModule`; nothing here is decoded eagerly.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from . import terms
+from .errors import BeamError, FormatError, LimitError, TruncatedError, UnsupportedError
+from .reader import Reader
+
+#: The largest inflated literal table accepted (the loader allocates what LitT claims).
+MAX_LITERAL_TABLE = 64 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------
+# Records
+# ---------------------------------------------------------------------------
+
+class FunctionEntry(NamedTuple):
+    """An ExpT or LocT entry: a function and its entry label."""
+
+    name: str
+    arity: int
+    label: int
+
+    @property
+    def mfa(self) -> str:
+        return f"{self.name}/{self.arity}"
+
+
+class Import(NamedTuple):
+    """An ImpT entry: an external function the module calls."""
+
+    module: str
+    function: str
+    arity: int
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.function}/{self.arity}"
+
+
+class Lambda(NamedTuple):
+    """A FunT entry.  ``arity`` includes the free variables; ``index`` is the fun's
+    index in the module; ``old_uniq`` is ignored by the module MD5."""
+
+    name: str
+    arity: int
+    label: int
+    index: int
+    num_free: int
+    old_uniq: int
+
+    @property
+    def user_arity(self) -> int:
+        return self.arity - self.num_free
+
+
+@dataclass(frozen=True)
+class CodeHeader:
+    """The Code chunk header and where the instructions start (offset within the chunk)."""
+
+    header_size: int
+    instruction_set: int
+    max_opcode: int
+    label_count: int
+    function_count: int
+    code_offset: int
+
+
+@dataclass(frozen=True)
+class LineTable:
+    """The Line chunk: ``items[i]`` is ``(file_index, line)`` for ``line i`` operands
+    (item 0 is the unknown location), ``names[0]`` is the module's own source file."""
+
+    version: int
+    flags: int
+    instruction_count: int
+    items: tuple[tuple[int, int], ...]
+    names: tuple[str, ...]
+
+    def lookup(self, index: int) -> tuple[str, int] | None:
+        """``(file, line)`` for a ``line`` operand, or None for 0 / out of range."""
+        if index <= 0 or index >= len(self.items):
+            return None
+        f, line = self.items[index]
+        name = self.names[f] if f < len(self.names) else "?"
+        return (name, line)
+
+
+#: Type bit names per Type chunk version (bit i = names[i]).
+_TYPE_BITS = {
+    1: ("atom", "bitstring", "bs_context", "cons", "float", "fun", "integer", "map", "nil",
+        "pid", "port", "reference", "tuple"),
+    2: ("atom", "bitstring", "bs_context", "cons", "float", "fun", "integer", "map", "nil",
+        "pid", "port", "reference", "tuple"),
+    3: ("atom", "bitstring", "cons", "float", "fun", "integer", "map", "nil", "pid", "port",
+        "reference", "tuple"),
+    4: ("atom", "bitstring", "cons", "float", "fun", "integer", "map", "nil", "pid", "port",
+        "reference", "tuple", "record"),
+}
+
+
+@dataclass(frozen=True)
+class BeamType:
+    """One entry of the Type chunk: the possible types, and integer range or bitstring unit."""
+
+    types: tuple[str, ...]
+    is_any: bool
+    min: int | None = None
+    max: int | None = None
+    unit: int | None = None
+
+    def __str__(self) -> str:
+        if self.is_any:
+            base = "any"
+        elif not self.types:
+            base = "none"
+        else:
+            base = "|".join(self.types)
+        extra = []
+        if self.min is not None or self.max is not None:
+            lo = "-inf" if self.min is None else str(self.min)
+            hi = "+inf" if self.max is None else str(self.max)
+            extra.append(f"{lo}..{hi}")
+        if self.unit is not None:
+            extra.append(f"unit:{self.unit}")
+        return f"{base}({', '.join(extra)})" if extra else base
+
+
+@dataclass(frozen=True)
+class TypeTable:
+    """The Type chunk.  ``entries`` is empty when the version is unknown (``known`` is
+    False): the loader then ignores the chunk, and so does the disassembler."""
+
+    version: int
+    entries: tuple[BeamType, ...]
+    known: bool = True
+
+    def get(self, index: int) -> BeamType | None:
+        if 0 <= index < len(self.entries):
+            return self.entries[index]
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Decoders
+# ---------------------------------------------------------------------------
+
+def _compact_u(r: Reader, what: str) -> int:
+    """A compact-term unsigned integer (tag u), as OTP 28 uses for long atom lengths."""
+    start = r.pos
+    b = r.u8(what)
+    tag = b & 7
+    if tag != 0:
+        raise r.error(f"{what}: expected a u-tagged compact term, got tag {tag}", start)
+    if not b & 0x08:
+        return b >> 4
+    if not b & 0x10:
+        return ((b >> 5) << 8) | r.u8(what)
+    n = b >> 5
+    if n == 7:
+        n = _compact_u(r, what) + 9
+    else:
+        n += 2
+    if n > 8:
+        raise r.error(f"{what}: length of {n} bytes is too large", start, LimitError)
+    raw = r.take(n, what)
+    return int.from_bytes(raw, "big")
+
+
+def decode_atoms(view: memoryview, chunk: str, file: str | None) -> tuple[str, ...]:
+    """AtU8 (UTF-8) or Atom (latin-1).  A negative count is OTP 28's long-atom form,
+    where each length is a compact ``u`` term."""
+    r = Reader(view, chunk=chunk, file=file)
+    count = r.i32("atom count")
+    long_form = count < 0
+    if long_form:
+        count = -count
+    r.count(count, 1, "atom table")
+    encoding = "latin-1" if chunk == "Atom" else "utf-8"
+    out = []
+    buf = r.buf
+    if not long_form:
+        pos = 4
+        size = r.size
+        for i in range(count):
+            if pos >= size:
+                raise TruncatedError(f"atom {i + 1} of {count} runs past the end", file=file,
+                                     chunk=chunk, offset=pos)
+            n = buf[pos]
+            a = pos + 1
+            pos = a + n
+            if pos > size:
+                raise TruncatedError(f"atom {i + 1} of {count} runs past the end", file=file,
+                                     chunk=chunk, offset=a - 1)
+            try:
+                out.append(bytes(buf[a:pos]).decode(encoding))
+            except UnicodeDecodeError:
+                raise FormatError(f"atom {i + 1} is not valid {encoding}", file=file, chunk=chunk,
+                                  offset=a) from None
+    else:
+        for i in range(count):
+            at = r.pos
+            n = _compact_u(r, "atom length")
+            raw = r.take(n, "atom text")
+            try:
+                out.append(bytes(raw).decode(encoding))
+            except UnicodeDecodeError:
+                raise FormatError(f"atom {i + 1} is not valid {encoding}", file=file, chunk=chunk,
+                                  offset=at) from None
+    if count == 0:
+        raise FormatError("the atom table is empty (atom 1 must be the module name)", file=file,
+                          chunk=chunk, offset=0)
+    return tuple(out)
+
+
+def _atom(atoms: tuple[str, ...], index: int, chunk: str, file, offset: int) -> str:
+    if 1 <= index <= len(atoms):
+        return atoms[index - 1]
+    raise FormatError(f"atom index {index} out of range (1..{len(atoms)})", file=file, chunk=chunk,
+                      offset=offset)
+
+
+def _table(view: memoryview, chunk: str, file, record: int):
+    r = Reader(view, chunk=chunk, file=file)
+    n = r.u32("entry count")
+    r.count(n, record, f"{chunk} table")
+    return n, view[4:4 + n * record]
+
+
+def decode_functions(view: memoryview, atoms, chunk: str, file) -> tuple[FunctionEntry, ...]:
+    """ExpT or LocT."""
+    n, body = _table(view, chunk, file, 12)
+    out = []
+    for i, (a, arity, label) in enumerate(struct.iter_unpack(">III", body)):
+        out.append(FunctionEntry(_atom(atoms, a, chunk, file, 4 + 12 * i), arity, label))
+    return tuple(out)
+
+
+def decode_imports(view: memoryview, atoms, file) -> tuple[Import, ...]:
+    n, body = _table(view, "ImpT", file, 12)
+    out = []
+    for i, (m, f, arity) in enumerate(struct.iter_unpack(">III", body)):
+        off = 4 + 12 * i
+        out.append(Import(_atom(atoms, m, "ImpT", file, off), _atom(atoms, f, "ImpT", file, off + 4),
+                          arity))
+    return tuple(out)
+
+
+def decode_lambdas(view: memoryview, atoms, file) -> tuple[Lambda, ...]:
+    n, body = _table(view, "FunT", file, 24)
+    out = []
+    for i, (a, arity, label, index, nfree, old_uniq) in enumerate(struct.iter_unpack(">IIIIII", body)):
+        out.append(Lambda(_atom(atoms, a, "FunT", file, 4 + 24 * i), arity, label, index, nfree,
+                          old_uniq))
+    return tuple(out)
+
+
+def literal_table_bytes(view: memoryview, file, limit: int = MAX_LITERAL_TABLE) -> memoryview:
+    """The LitT table (``u32 count, count x (u32 size, term)``), inflated if compressed.
+
+    OTP 25-27: ``u32 uncompressed size`` + zlib data.  OTP 28+: a leading ``u32 0``
+    then the table uncompressed.  The claimed size is checked against ``limit`` before
+    anything is inflated, and inflation never produces more than the claim.
+    """
+    r = Reader(view, chunk="LitT", file=file)
+    claimed = r.u32("uncompressed size")
+    if claimed == 0:
+        return view[4:]
+    if claimed > limit:
+        raise LimitError(f"literal table claims {claimed} bytes uncompressed (limit {limit})",
+                         file=file, chunk="LitT", offset=0)
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(view[4:], claimed)
+    except zlib.error as e:
+        raise FormatError(f"corrupt zlib data: {e}", file=file, chunk="LitT", offset=4) from None
+    if d.unconsumed_tail:
+        raise LimitError(f"literal table inflates beyond the {claimed} bytes it claims", file=file,
+                         chunk="LitT", offset=4)
+    if not d.eof:
+        raise TruncatedError("zlib data ends early", file=file, chunk="LitT", offset=len(view))
+    return memoryview(out)
+
+
+class LiteralTable:
+    """The literal table, decoding each literal on first access."""
+
+    __slots__ = ("_data", "_offsets", "_cache", "_file", "_base")
+
+    def __init__(self, data: memoryview, file, base: int) -> None:
+        self._data = data
+        self._file = file
+        self._base = base  # offset of the table inside the chunk when stored uncompressed
+        r = Reader(data, chunk="LitT", file=file)
+        n = r.u32("literal count")
+        r.count(n, 5, "literal table")
+        offsets = []
+        for _ in range(n):
+            size = r.u32("literal size")
+            offsets.append((r.pos, size))
+            r.take(size, "literal")
+        self._offsets = tuple(offsets)
+        self._cache: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, index: int):
+        if not isinstance(index, int):
+            return [self[i] for i in range(len(self))[index]]
+        try:
+            return self._cache[index]
+        except KeyError:
+            pass
+        if index < 0:
+            index += len(self._offsets)
+        pos, size = self._offsets[index]
+        value = terms.decode(self._data[pos:pos + size], file=self._file, chunk="LitT",
+                             base_offset=self._base + pos)
+        self._cache[index] = value
+        return value
+
+    def __iter__(self):
+        for i in range(len(self._offsets)):
+            yield self[i]
+
+    def raw(self, index: int) -> bytes:
+        pos, size = self._offsets[index]
+        return bytes(self._data[pos:pos + size])
+
+
+def decode_code_header(view: memoryview, file) -> CodeHeader:
+    r = Reader(view, chunk="Code", file=file)
+    hsize = r.u32("header size")
+    if hsize < 16:
+        raise FormatError(f"header size {hsize} is smaller than 16", file=file, chunk="Code",
+                          offset=0)
+    r.need(hsize, "Code header")
+    iset = r.u32("instruction set")
+    max_op = r.u32("highest opcode")
+    labels = r.u32("label count")
+    funcs = r.u32("function count")
+    return CodeHeader(hsize, iset, max_op, labels, funcs, 4 + hsize)
+
+
+def decode_lines(view: memoryview, file) -> LineTable:
+    r = Reader(view, chunk="Line", file=file)
+    version = r.u32("version")
+    if version != 0:
+        return LineTable(version, 0, 0, ((0, 0),), ())
+    flags = r.u32("flags")
+    ninstr = r.u32("line instruction count")
+    nitems = r.u32("item count")
+    nnames = r.u32("name count")
+    r.count(nitems, 1, "line items")
+    r.count(nnames, 2, "file names")
+    items = [(0, 0)]
+    findex = 0
+    buf = r.buf
+    while len(items) <= nitems:
+        at = r.pos
+        b = r.u8("line item")
+        tag = b & 7
+        if not b & 0x08:
+            val = b >> 4
+        elif not b & 0x10:
+            val = ((b >> 5) << 8) | r.u8("line item")
+        else:
+            n = (b >> 5) + 2
+            if n > 8:
+                raise r.error("line item value too large", at, LimitError)
+            val = int.from_bytes(r.take(n, "line item"), "big")
+        if tag == 1:  # i: a line in the current file
+            items.append((findex, val))
+        elif tag == 2:  # a: switch file
+            if val > nnames:
+                raise r.error(f"file index {val} out of range (0..{nnames})", at)
+            findex = val
+        else:
+            raise r.error(f"illegal line item tag {tag}", at)
+    names = [""]
+    for i in range(nnames):
+        at = r.pos
+        n = r.u16("file name length")
+        raw = r.take(n, "file name")
+        try:
+            names.append(bytes(raw).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise r.error(f"file name {i + 1} is not valid UTF-8", at) from None
+    del buf
+    return LineTable(version, flags, ninstr, tuple(items), tuple(names))
+
+
+def decode_types(view: memoryview, file) -> TypeTable:
+    """The Type chunk, versions 1 (OTP 25) to 4 (OTP 29).  An unknown version gives an
+    empty table with ``known=False`` (the loader ignores it the same way)."""
+    r = Reader(view, chunk="Type", file=file)
+    version = r.u32("version")
+    if version not in _TYPE_BITS:
+        return TypeTable(version, (), known=False)
+    count = r.u32("type count")
+    names = _TYPE_BITS[version]
+    nbits = len(names)
+    any_mask = (1 << nbits) - 1
+    r.count(count, 18 if version == 1 else 2, "type table")
+    out = []
+    buf = r.buf
+    for _ in range(count):
+        bits = r.u16("type bits")
+        types = tuple(names[i] for i in range(nbits) if bits >> i & 1)
+        is_any = (bits & any_mask) == any_mask
+        lo = hi = unit = None
+        if version == 1:
+            lo_raw, hi_raw = struct.unpack(">qq", r.take(16, "type range"))
+            if lo_raw <= hi_raw:
+                lo, hi = lo_raw, hi_raw
+        else:
+            if bits >> nbits & 1:
+                lo = struct.unpack(">q", r.take(8, "lower bound"))[0]
+            if bits >> (nbits + 1) & 1:
+                hi = struct.unpack(">q", r.take(8, "upper bound"))[0]
+            if bits >> (nbits + 2) & 1:
+                unit = r.u8("unit") + 1
+        out.append(BeamType(types, is_any, lo, hi, unit))
+    del buf
+    return TypeTable(version, tuple(out))
+
+
+def decode_term_chunk(view: memoryview, chunk: str, file):
+    """Attr, CInf, Meta, Docs, ExCk, Dbgi, Abst: one term in external format."""
+    if len(view) == 0:
+        return None
+    return terms.decode(view, file=file, chunk=chunk)

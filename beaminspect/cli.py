@@ -1,0 +1,143 @@
+"""The ``beaminspect`` command line: a thin consumer of the library.
+
+Exit codes (documented in the README):
+
+* 0 -- success, nothing at or above ``--fail-on``;
+* 1 -- findings at or above ``--fail-on`` (diff, gate, check);
+* 2 -- bad input: a file could not be read or parsed (the others are still processed);
+* 3 -- usage error (unknown option, bad argument);
+* 4 -- internal error (a bug: please report it; ``BEAMINSPECT_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+from .errors import BeamError, format_error
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_USAGE = 3
+EXIT_INTERNAL = 4
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Inspect compiled Erlang/Elixir .beam files and predict what a hot code load "
+         "changes and breaks.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"beaminspect {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    pass
+
+
+def error_line(err: BeamError) -> str:
+    return f"beaminspect: {format_error(err)}"
+
+
+def report_error(err: BeamError) -> None:
+    typer.echo(error_line(err), err=True)
+
+
+# ---------------------------------------------------------------------------
+# show
+# ---------------------------------------------------------------------------
+
+def _show_one(path: str, as_json: bool):
+    from .module import load
+    try:
+        m = load(path)
+        if as_json:
+            from .render.json_out import dumps, module_summary
+            return True, dumps(module_summary(m))
+        from .render.text import show_module
+        return True, show_module(m)
+    except BeamError as e:
+        return False, error_line(e)
+
+
+@app.command()
+def show(
+    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per module (JSON Lines)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
+) -> None:
+    """Show a module's chunks, tables, attributes and compile information."""
+    from .parallel import map_files
+    from .paths import iter_beam_paths
+
+    failed = False
+    first = True
+    for ok, text in map_files(_show_one, iter_beam_paths(paths), (as_json,), jobs):
+        if ok:
+            if not as_json and not first:
+                typer.echo("")
+            typer.echo(text)
+            first = False
+        else:
+            failed = True
+            typer.echo(text, err=True)
+    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+def main(argv: Optional[list] = None) -> int:
+    """Console entry point: usage errors exit 3, unexpected exceptions exit 4 with one line."""
+    import click
+
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="beaminspect", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        typer.echo("beaminspect: aborted", err=True)
+        return EXIT_USAGE
+    except click.exceptions.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click.exceptions.ClickException as e:
+        e.show()
+        return EXIT_USAGE
+    except BeamError as e:
+        report_error(e)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - the boundary: never a traceback for users
+        if os.environ.get("BEAMINSPECT_DEBUG"):
+            raise
+        typer.echo(f"beaminspect: internal error: {type(e).__name__}: {e}", err=True)
+        return EXIT_INTERNAL
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+def run() -> None:
+    sys.exit(main())
