@@ -166,7 +166,20 @@ class BeamModule:
     def attributes(self) -> list:
         """The Attr chunk as ``beam_lib`` returns it: a list of ``(key, values)`` tuples."""
         value = self._term_chunk("Attr")
-        return [] if value is None else value
+        if not isinstance(value, list):
+            return [] if value is None else value
+        # beam_lib sorts by key (stably) and merges the values of repeated keys.
+        pairs = [x for x in value if isinstance(x, tuple) and len(x) == 2]
+        if len(pairs) != len(value):
+            return value
+        merged: list = []
+        for key, val in sorted(pairs, key=lambda kv: _term_order_key(kv[0])):
+            if merged and merged[-1][0] == key and isinstance(val, list) and \
+                    isinstance(merged[-1][1], list):
+                merged[-1] = (key, merged[-1][1] + val)
+            else:
+                merged.append((key, val))
+        return merged
 
     @cached_property
     def compile_info(self) -> list:
@@ -298,6 +311,11 @@ class BeamModule:
             if f.name == name and f.arity == arity:
                 return f
         return None
+
+
+def _term_order_key(t):
+    from .terms import term_sort_key
+    return term_sort_key(t)
 
 
 def _text(v) -> str | None:

@@ -42,6 +42,11 @@ def test_every_file_agrees_with_beam_lib(oracle):
             "labeled_locals": sorted((e.name, e.arity, e.label) for e in m.locals),
             "labeled_exports": sorted((e.name, e.arity, e.label) for e in m.exports),
         }
+        missing = {k for k in ("labeled_locals", "labeled_exports", "atoms", "exports", "imports")
+                   if isinstance(want[k], tuple)}
+        if "labeled_locals" in missing:
+            assert not m.has_chunk("LocT"), path
+        want = {k: ([] if k in missing else v) for k, v in want.items()}
         expected = {
             "module": str(want["module"]),
             "md5": want["md5"],
@@ -52,6 +57,8 @@ def test_every_file_agrees_with_beam_lib(oracle):
             "labeled_exports": sorted((str(f), a, l) for f, a, l in want["labeled_exports"]),
         }
         for key in got:
+            if key in missing:
+                continue
             if got[key] != expected[key]:
                 disagreements.append((path, key))
         # Attr and CInf: beam_lib decodes them with binary_to_term, as we do.
