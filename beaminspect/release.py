@@ -316,8 +316,8 @@ def _iter_zip(fileobj, display: str, limits: Limits, warnings: list, depth: int)
         for info in infos:
             name = info.filename
             reason = _unsafe_reason(name)
-            mode = info.external_attr >> 16
-            if reason is None and mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            mode = info.external_attr >> 16         # Unix mode when made on Unix
+            if reason is None and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
                 reason = "symbolic link member" if stat.S_ISLNK(mode) else "special file member"
             if reason is not None:
                 warnings.append(ReleaseWarning("unsafe_member", f"{display}!{name}",
@@ -535,6 +535,10 @@ def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
 
     # Application directories: name/vsn from the .app file, else from the directory name.
     keys = sorted({k for k, _ in c.beams if k is not None} | set(c.app_files) | set(c.appups))
+    displays: dict[str, str] = {}
+    for key, entry in list(c.app_files.items()) + list(c.appups.items()) + [
+            (k, e) for k, e in c.beams if k is not None]:
+        displays.setdefault(key, entry.display.rsplit("/ebin/", 1)[0])
     infos: dict[str, dict] = {}
     for key in keys:
         dir_name, dir_vsn = _split_app_dir(posixpath.basename(key)
@@ -587,7 +591,7 @@ def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
         for k in ks:
             if k != keep:
                 warnings.append(ReleaseWarning(
-                    "superseded_app", k, f"{name} {infos[k]['vsn']} left out: {why}"))
+                    "superseded_app", displays[k], f"{name} {infos[k]['vsn']} left out: {why}"))
 
     kept_keys = set(chosen.values())
     modules: dict[str, ModuleSource] = {}
@@ -628,7 +632,7 @@ def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
         apps[name] = AppInfo(
             name=name, vsn=info["vsn"], app_file_terms=info["terms"], appup=appup,
             appup_path=appup_entry.display if appup_entry else None,
-            modules=sorted(per_app.get(name, [])), path=key,
+            modules=sorted(per_app.get(name, [])), path=displays[key],
             app_file_path=info["app_entry"].display if info["app_entry"] else None,
             declared_modules=declared, app_error=info["app_error"], appup_error=appup_error)
     return Release(root=root, modules=modules, apps=apps, warnings=warnings,
