@@ -126,7 +126,7 @@ def test_parse_obsolete_and_section_hint():
 
 # -- oracle: OTP's own beam_opcodes ---------------------------------------------------
 @pytest.mark.otp
-def test_names_and_arities_match_running_otp():
+def test_names_and_arities_match_running_otp(tmp_path):
     if shutil.which("erl") is None:
         pytest.skip("erl (Erlang/OTP) is not installed")
     script = (
@@ -138,7 +138,7 @@ def test_names_and_arities_match_running_otp():
         " || N <- lists:seq(1, Max)],"
         "halt().")
     res = subprocess.run(["erl", "-noshell", "-eval", script], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.split("\n")
     release = int(lines[0])
