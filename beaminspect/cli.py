@@ -102,22 +102,30 @@ def show(
 # entry point
 # ---------------------------------------------------------------------------
 
+def _click_exceptions():
+    """Click's exception classes (typer vendors click from 0.20 on)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer depends on click
+        from click import exceptions
+    return exceptions
+
+
 def main(argv: Optional[list] = None) -> int:
     """Console entry point: usage errors exit 3, unexpected exceptions exit 4 with one line."""
-    import click
-
+    cx = _click_exceptions()
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="beaminspect", standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except (typer.Exit, cx.Exit if hasattr(cx, "Exit") else typer.Exit) as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, cx.Abort if hasattr(cx, "Abort") else typer.Abort):
         typer.echo("beaminspect: aborted", err=True)
         return EXIT_USAGE
-    except click.exceptions.UsageError as e:
+    except cx.UsageError as e:
         e.show()
-        return EXIT_USAGE
-    except click.exceptions.ClickException as e:
+        return EXIT_OK if type(e).__name__ == "NoArgsIsHelpError" else EXIT_USAGE
+    except cx.ClickException as e:
         e.show()
         return EXIT_USAGE
     except BeamError as e:

@@ -7,6 +7,24 @@ from tabulate import tabulate
 from ..terms import format_term
 
 
+def _printable(v) -> bool:
+    return bool(v) and all(type(c) is int and (32 <= c < 127 or c in (9, 10) or 160 <= c < 0x110000)
+                           for c in v)
+
+
+def display_term(t) -> str:
+    """Erlang syntax for people: like ``~w`` but lists of printable characters are shown
+    as strings (as ``~p`` does)."""
+    if type(t) is list:
+        if _printable(t):
+            text = "".join(map(chr, t)).replace("\\", "\\\\").replace('"', '\\"')
+            return '"' + text.replace("\n", "\\n").replace("\t", "\\t") + '"'
+        return "[" + ",".join(display_term(x) for x in t) + "]"
+    if type(t) is tuple:
+        return "{" + ",".join(display_term(x) for x in t) + "}"
+    return format_term(t)
+
+
 def _kv(rows) -> str:
     return tabulate(rows, tablefmt="plain")
 
@@ -21,10 +39,10 @@ def show_module(m) -> str:
         ("size", f"{m.size} bytes" + (" (gzip-compressed on disk)" if m.compressed else "")),
         ("md5", m.md5.hex()),
         ("compiler", m.compiler_version or "-"),
-        ("options", format_term(m.compile_options) if m.compile_options else "-"),
+        ("options", display_term(m.compile_options) if m.compile_options else "-"),
         ("source", m.source or "-"),
         ("behaviours", ", ".join(m.behaviours) or "-"),
-        ("vsn", format_term(m.vsn) if m.vsn is not None else "-"),
+        ("vsn", display_term(m.vsn) if m.vsn is not None else "-"),
         ("on_load", f"{m.on_load[0]}/{m.on_load[1]}" if m.on_load else "-"),
         ("nifs", ", ".join(f"{n}/{a}" for n, a in m.nifs) or "-"),
         ("literals", str(m.literal_count)),
@@ -61,7 +79,7 @@ def show_module(m) -> str:
         rows = []
         for item in m.attributes:
             if isinstance(item, tuple) and len(item) == 2:
-                rows.append((str(item[0]), _clip(format_term(item[1]))))
+                rows.append((str(item[0]), _clip(display_term(item[1]))))
             else:
                 rows.append(("?", _clip(format_term(item))))
         out.append(tabulate(rows, headers=["key", "value"], tablefmt="simple"))

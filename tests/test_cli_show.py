@@ -1,0 +1,97 @@
+"""`beaminspect show` through typer's CliRunner and as a real process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import beaminspect
+from beaminspect.cli import app, main
+from corpus import SAMPLES, SAMPLE_BEAMS
+
+runner = CliRunner()
+EBIN = os.path.join(SAMPLES, "ebin")
+
+
+def _one_sample():
+    plain = [p for p in SAMPLE_BEAMS if "/ebin/" in p]
+    assert plain, "samples/ebin has no beams"
+    return plain[0]
+
+
+def test_show_text_has_tables():
+    path = _one_sample()
+    m = beaminspect.load(path)
+    r = runner.invoke(app, ["show", path])
+    assert r.exit_code == 0, r.output
+    assert f"module      {m.name}" in r.output
+    assert m.md5.hex() in r.output
+    assert "Chunks" in r.output and "Exports" in r.output and "Imports" in r.output
+
+
+def test_show_json_lines_for_a_directory():
+    r = runner.invoke(app, ["show", "--json", EBIN])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    files = sorted(p for p in SAMPLE_BEAMS if os.path.dirname(p) == EBIN)
+    assert len(lines) == len(files)
+    for line, path in zip(lines, files):
+        obj = json.loads(line)
+        m = beaminspect.load(path)
+        assert obj["file"] == path
+        assert obj["module"] == m.name
+        assert obj["md5"] == m.md5.hex()
+        assert obj["exports"] == [{"name": e.name, "arity": e.arity, "label": e.label}
+                                  for e in m.exports]
+        assert obj["imports"][0].keys() == {"module", "function", "arity"}
+        assert [c["id"] for c in obj["chunks"]] == list(m.chunk_ids)
+        for key in ("atoms", "attributes", "compile_info", "locals"):
+            assert key in obj
+
+
+def test_bad_file_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.beam"
+    bad.write_bytes(b"FOR1\x00\x00\x00\x0cBEAMAtU8\x00\x00\x00\xff")
+    good = _one_sample()
+    r = runner.invoke(app, ["show", "--json", str(bad), good])
+    assert r.exit_code == 2
+    # The good file is still shown.
+    assert json.loads(r.stdout.strip().splitlines()[-1])["file"] == good
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"beaminspect: {bad}: chunk AtU8 at offset ")
+
+
+def test_not_found_exit_2(tmp_path):
+    assert main(["show", str(tmp_path / "missing.beam")]) == 2
+
+
+def test_usage_error_exit_3():
+    assert main(["show", "--no-such-option", "x"]) == 3
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"beaminspect {beaminspect.__version__}"
+
+
+def test_module_entry_point_runs():
+    p = subprocess.run([sys.executable, "-m", "beaminspect", "show", "--json", _one_sample()],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["module"]
+
+
+def test_parallel_and_serial_output_identical():
+    from otp import OTP_BEAMS
+    files = (OTP_BEAMS or SAMPLE_BEAMS * 10)[:120]
+    if len(files) < 60:
+        pytest.skip("needs at least 60 files to use the pool")
+    serial = runner.invoke(app, ["show", "--json", "-j", "1", *files])
+    parallel = runner.invoke(app, ["show", "--json", "-j", "2", *files])
+    assert serial.exit_code == parallel.exit_code == 0
+    assert serial.output == parallel.output
+    assert len(serial.output.splitlines()) == len(files)
