@@ -20,8 +20,9 @@ Limits: input larger than :data:`MAX_TEXT_SIZE` bytes is refused, nesting deeper
 than :data:`MAX_DEPTH` raises :class:`~beaminspect.errors.LimitError`; the parser
 is iterative, so hostile input cannot exhaust the Python stack.
 
+Bitstrings that are not whole bytes (``<<1:4>>``) become :class:`BitBinary`.
 Not supported (refused with an error): ``fun M:F/A`` values (consult accepts them,
-no term file needs them) and bitstrings whose size is not a whole number of bytes.
+no term file needs them) and binaries nested in binary segments.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import struct
 import sys
 
 from .errors import BeamError, FormatError, LimitError, UnsupportedError
-from .terms import Atom, ImproperList, Map
+from .terms import Atom, BitBinary, ImproperList, Map
 
 __all__ = [
     "parse_terms", "parse_bytes", "parse_file", "as_text", "dump_terms", "dump_term",
@@ -492,7 +493,7 @@ class _Parser:
             tok = s.next()
 
     # -- binaries ------------------------------------------------------------
-    def binary(self, open_tok: _Token) -> bytes:
+    def binary(self, open_tok: _Token) -> bytes | BitBinary:
         s = self.s
         acc = 0
         nbits = 0
@@ -563,8 +564,8 @@ class _Parser:
                 break
             raise self.after_value(tok, "',' or '>>'")
         if nbits % 8:
-            raise s.error(f"bitstrings ({nbits} bits, not whole bytes) are not supported",
-                          open_tok.pos, UnsupportedError)
+            pad = 8 - nbits % 8
+            return BitBinary((acc << pad).to_bytes((nbits + pad) // 8, "big"), 8 - pad)
         return acc.to_bytes(nbits // 8, "big")
 
 
@@ -616,23 +617,14 @@ def _cons(items: list, tail):
     if isinstance(tail, list):
         return items + tail
     if isinstance(tail, ImproperList):
-        return ImproperList(items + list(tail.items), tail.tail)
-    return ImproperList(items, tail)
+        return ImproperList(tuple(items) + tuple(tail.items), tail.tail)
+    return ImproperList(tuple(items), tail)
 
 
 def _make_map(pairs: list) -> Map:
-    """Later keys win, as in ``maps:from_list/1``; keys are equal only when exactly equal
-    (``1`` and ``1.0`` stay two keys)."""
-    seen: dict[str, int] = {}
-    out: list = []
-    for k, v in pairs:
-        ident = _flat(k)
-        if ident in seen:
-            out[seen[ident]] = (k, v)
-        else:
-            seen[ident] = len(out)
-            out.append((k, v))
-    return Map(out)
+    """Later values win, as in ``maps:from_list/1``; keys are equal only when exactly
+    equal (``1`` and ``1.0`` stay two keys): both are :class:`Map`'s own rules."""
+    return Map(pairs)
 
 
 # ---------------------------------------------------------------------------
@@ -788,6 +780,10 @@ def _scalar_text(term) -> str | None:
         if b and all(32 <= c < 127 for c in b):
             return "<<" + _quote(b, '"') + ">>"
         return "<<" + ",".join(map(str, b)) + ">>"
+    if isinstance(term, BitBinary):
+        whole = [str(b) for b in term.data[:-1]]
+        last = term.data[-1] >> (8 - term.bits)
+        return "<<" + ",".join(whole + [f"{last}:{term.bits}"]) + ">>"
     if isinstance(term, list) and _printable(term):
         return _quote(term, '"')
     if isinstance(term, (list, tuple, ImproperList, Map)):
