@@ -264,10 +264,24 @@ class _Budget:
 # Sources: each yields _Entry objects for the files of interest
 
 
+class _RecordingTarInfo(tarfile.TarInfo):
+    """Remembers why reading headers stopped: in stream mode ``tarfile`` ends quietly on
+    a truncated or garbled header after the first member, which must not pass for the
+    end of the archive."""
+
+    @classmethod
+    def fromtarfile(cls, tf):
+        try:
+            return super().fromtarfile(tf)
+        except tarfile.HeaderError as exc:
+            tf.stop_reason = exc
+            raise
+
+
 def _iter_tar(fileobj, display: str, limits: Limits, warnings: list, depth: int):
     budget = _Budget(limits, display)
     try:
-        tf = tarfile.open(fileobj=fileobj, mode="r|*")
+        tf = tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_RecordingTarInfo)
     except tarfile.ReadError as exc:
         raise FormatError(f"not a readable tar archive ({exc})", file=display) from None
     except (EOFError, OSError, zlib.error) as exc:
@@ -297,7 +311,14 @@ def _iter_tar(fileobj, display: str, limits: Limits, warnings: list, depth: int)
                 if len(data) != member.size:
                     raise FormatError(f"member {name!r} is truncated", file=display)
                 yield _Entry(relpath, f"{display}!{relpath}", len(data), _const(data))
-        except tarfile.ReadError as exc:
+            stop = getattr(tf, "stop_reason", None)
+            if not isinstance(stop, tarfile.EOFHeaderError):
+                what = "truncated" if isinstance(stop, (tarfile.EmptyHeaderError,
+                                                        tarfile.TruncatedHeaderError)) \
+                    else "corrupt"
+                raise FormatError(f"tar archive is {what} (no end-of-archive marker after "
+                                  f"byte {tf.offset})", file=display, offset=tf.offset)
+        except tarfile.TarError as exc:
             raise FormatError(f"corrupt tar archive ({exc})", file=display) from None
         except (EOFError, OSError, zlib.error) as exc:
             raise FormatError(f"corrupt compressed stream ({exc})", file=display) from None

@@ -65,24 +65,31 @@ def synthetic_beam(module: str, tag: str = "") -> bytes:
 
 def compile_modules(specs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     """Beams for (module, tag) pairs: erlc when available, else synthetic containers."""
-    missing = [s for s in specs if s not in _beam_cache]
+    missing = list(dict.fromkeys(s for s in specs if s not in _beam_cache))
     if missing and HAVE_ERLC:
+        # One erlc run per batch of distinct module names (a name may come in versions).
+        batches: list[list[tuple[str, str]]] = []
+        for spec in missing:
+            for batch in batches:
+                if all(spec[0] != other[0] for other in batch):
+                    batch.append(spec)
+                    break
+            else:
+                batches.append([spec])
         with tempfile.TemporaryDirectory() as work:
-            srcs = []
-            for i, (mod, tag) in enumerate(missing):
+            for i, batch in enumerate(batches):
                 d = os.path.join(work, str(i))
                 os.mkdir(d)
-                src = os.path.join(d, mod + ".erl")
-                with open(src, "w") as fh:
-                    fh.write(f"-module({mod}).\n-export([tag/0]).\ntag() -> {tag!r}.\n"
-                             .replace("'", '"'))
-                srcs.append((d, src))
-            ok = True
-            for d, src in srcs:
-                r = subprocess.run(["erlc", "-o", d, src], capture_output=True, timeout=120)
-                ok = ok and r.returncode == 0
-            if ok:
-                for (mod, tag), (d, _) in zip(missing, srcs):
+                srcs = []
+                for mod, tag in batch:
+                    src = os.path.join(d, mod + ".erl")
+                    with open(src, "w") as fh:
+                        fh.write(f'-module({mod}).\n-export([tag/0]).\ntag() -> "{tag}".\n')
+                    srcs.append(src)
+                r = subprocess.run(["erlc", "-o", d, *srcs], capture_output=True, timeout=300)
+                if r.returncode != 0:
+                    continue
+                for mod, tag in batch:
                     _beam_cache[(mod, tag)] = Path(d, mod + ".beam").read_bytes()
     for spec in specs:
         if spec not in _beam_cache:

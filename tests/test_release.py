@@ -382,3 +382,24 @@ def test_repeated_member_last_copy_wins(tmp_path):
     assert rel.modules["r"].read() == b"FOR1second"
     assert [w.kind for w in rel.warnings] == ["repeated_member"]
     assert rel.duplicates == []
+
+
+@pytest.mark.parametrize("compression", ["gz", ""])
+def test_truncated_tarball_at_every_kind_of_cut(tmp_path, compression):
+    files = {"lib/t-1.0/ebin/a.beam": b"FOR1" + b"a" * 1000,
+             "lib/t-1.0/ebin/b.beam": b"FOR1" + b"b" * 600}
+    tar = rf.build_tarball(tmp_path / "t.tar", files, "")
+    raw = tar.read_bytes()
+    assert len(open_release(tar).modules) == 2
+    cut = tmp_path / "cut.tar"
+    with tarfile.open(tar) as tf:
+        last = max(m.offset_data + m.size for m in tf.getmembers())
+    end_marker = -(-last // 512) * 512
+    # inside a header, at a header boundary, inside member data, inside the end marker
+    for n in (512 * 3 + 100, 512 * 5, 512 * 5 + 300, end_marker, end_marker + 100):
+        data = raw[:n]
+        if compression:
+            data = rf._gzip(data)
+        cut.write_bytes(data)
+        with pytest.raises(FormatError):
+            open_release(cut)
