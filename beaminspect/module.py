@@ -341,7 +341,9 @@ def read_file_bytes(path: str) -> bytes:
             if size > MAX_FILE_SIZE:
                 raise LimitError(f"file is {size} bytes, larger than the {MAX_FILE_SIZE} accepted",
                                  file=path, offset=0)
-            return f.read(MAX_FILE_SIZE + 1)
+            # Read what fstat reports (plus one byte to see growth): a read of the
+            # maximum size preallocates a 256 MB buffer.  A pipe reports size 0.
+            return f.read(size + 1) if size > 0 else f.read()
     except OSError as e:
         err = BeamError(e.strerror or str(e), file=path)
         err.kind = "io"
