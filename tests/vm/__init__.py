@@ -1,0 +1,1 @@
+"""Ground truth for hot code loading, observed on a running Erlang VM."""
