@@ -244,11 +244,17 @@ class BeamModule:
         v = self.attribute("vsn")
         return v if v else None
 
-    @property
+    @cached_property
     def on_load(self) -> tuple[str, int] | None:
+        """The ``-on_load`` function.  The compiler marks it with an ``on_load``
+        instruction at the start of the function (finding it disassembles the code)."""
         for v in self.attribute("on_load"):
             if isinstance(v, tuple) and len(v) == 2:
                 return (str(v[0]), v[1])
+        for fn in self.functions:
+            for ins in fn.instructions:
+                if ins.name == "on_load":
+                    return (fn.name, fn.arity)
         return None
 
     @property
