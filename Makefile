@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 # The main job on the bundled samples: a module's tables, its disassembly, and the
 # hot-load prediction for a bundled pair of versions.
 demo: $(STAMP)
-	$(VENV)/bin/beaminspect show samples/ebin/shop_server.beam
+	$(VENV)/bin/beaminspect show samples/ebin/bi_server.beam
 	@echo
-	$(VENV)/bin/beaminspect disasm samples/ebin/shop_server.beam --function handle_call/3
+	$(VENV)/bin/beaminspect disasm samples/ebin/bi_server.beam --function handle_call/3
 	@echo
 	-$(VENV)/bin/beaminspect diff samples/pairs/local_loop_killed/v1/*.beam samples/pairs/local_loop_killed/v2/*.beam
 
