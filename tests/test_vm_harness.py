@@ -37,10 +37,6 @@ from vm.observe import (  # noqa: E402
 )
 
 NO_ESCRIPT = shutil.which("escript") is None
-needs_otp = [
-    pytest.mark.otp,
-    pytest.mark.skipif(NO_ESCRIPT, reason="escript not found: Erlang/OTP is not installed"),
-]
 
 PAIR_NAMES = pair_names()
 
