@@ -16,6 +16,9 @@ from .errors import BeamWarning, FormatError, LimitError, NotBeamError, Truncate
 
 #: The largest (inflated) file accepted, in bytes.
 MAX_FILE_SIZE = 256 * 1024 * 1024
+#: The largest content a gzip-compressed file may inflate to (the biggest real modules
+#: are a few MB; a gzip bomb must be refused before it exhausts memory).
+MAX_INFLATED_SIZE = 64 * 1024 * 1024
 
 _HDR = struct.Struct(">4sI4s")
 _CHUNK = struct.Struct(">4sI")
@@ -56,7 +59,7 @@ class Container:
         return memoryview(self.data)[info.offset:info.offset + info.size]
 
 
-def gunzip(data: bytes, file: str, limit: int = MAX_FILE_SIZE) -> bytes:
+def gunzip(data: bytes, file: str, limit: int = MAX_INFLATED_SIZE) -> bytes:
     """Inflate a gzip file, refusing output beyond ``limit`` bytes."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
