@@ -1,0 +1,623 @@
+"""Instructions, functions and name resolution for the Code chunk.
+
+The disassembler is a pipeline in one pass over the code:
+
+1. raw decode: opcode byte, then ``arity`` compact-term operands
+   (:func:`beaminspect.compact.decode_operands`; the trailing ``list`` operand of the
+   variable-length instructions -- ``select_val``, ``put_map_assoc``, ``bs_create_bin``,
+   ``bs_match``, ``update_record``... -- is decoded in full by it);
+2. name resolution: each raw :class:`~beaminspect.compact.Operand` becomes a value
+   (:class:`Reg`, :class:`Label`, ``Atom``, :class:`ExtFunc`, :class:`Literal`, ...);
+3. grouping into :class:`Function` records the way OTP's ``beam_disasm`` groups them:
+   the labels (and ``line`` instructions) just before a ``func_info`` belong to the
+   function that ``func_info`` opens, and a function runs until the next one's.
+
+Local call targets are resolved once every function's entry label is known.
+
+An :class:`Instruction` keeps the raw operands (``args``), the resolved values
+(``values``) and computes its display form (``text``) on demand, so a diff can compare
+values and show text.
+
+Resolution of operand values:
+
+============================  ==================================================
+raw operand                   value
+============================  ==================================================
+``u``, ``i``, ``h``           ``int``
+``a`` N (N > 0)               ``Atom`` (atom N of the atom table)
+``a`` 0                       ``[]``
+``x``, ``y``, ``fr``          :class:`Reg` (``type`` None)
+``tr``                        :class:`Reg` whose ``type`` is the Type chunk entry
+                              (None when the chunk's version is not known)
+``f`` N (N > 0)               :class:`Label`; ``f`` 0 (no fail label) is ``None``
+``literal``                   :class:`Literal` (the decoded term)
+``list``                      ``tuple`` of resolved elements
+``alloc``                     ``tuple`` of ``(kind, count)`` pairs, kind one of
+                              ``"words"``, ``"floats"``, ``"funs"``
+============================  ==================================================
+
+and, by position, for the opcodes that say so: the import index of ``call_ext``,
+``call_ext_last``, ``call_ext_only``, ``bif0..2`` and ``gc_bif1..3`` is an
+:class:`ExtFunc`; the FunT index of ``make_fun2`` / ``make_fun3`` a :class:`FunRef`;
+the label of ``call`` / ``call_last`` / ``call_only`` a :class:`LocalFunc` (a
+:class:`Label` when it is no function's entry); the location of ``line``,
+``executable_line`` and ``debug_line`` a :class:`Loc` (None for 0); the StrT offset of
+``bs_put_string`` and ``bs_match_string`` and of the ``string`` segments of
+``bs_create_bin`` the ``bytes`` they address.
+
+Bad input raises :class:`~beaminspect.errors.BeamError` (``FormatError`` or
+``TruncatedError``) with ``chunk="Code"``, the byte offset within the Code chunk and,
+when known, the ``name/arity`` of the function being decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, NamedTuple
+
+from .compact import Operand, decode_operands
+from .errors import BeamError, FormatError, TruncatedError
+from .opcodes import ARITIES, NAMES
+from .terms import Atom, format_term
+
+__all__ = [
+    "Label", "Reg", "ExtFunc", "LocalFunc", "FunRef", "Literal", "Loc",
+    "Instruction", "Function", "disassemble", "get_instructions", "format_value",
+]
+
+
+# ---------------------------------------------------------------------------
+# Resolved operand values
+# ---------------------------------------------------------------------------
+
+class Label(NamedTuple):
+    """A label operand (``f`` tag, non-zero)."""
+
+    number: int
+
+    def __str__(self) -> str:
+        return f"{{f,{self.number}}}"
+
+
+class Reg(NamedTuple):
+    """A register: kind ``'x'``, ``'y'`` or ``'fr'``; ``type`` is the Type chunk entry
+    (a :class:`~beaminspect.chunks.BeamType`) for a typed register, else None."""
+
+    kind: str
+    index: int
+    type: object | None = None
+
+    def __str__(self) -> str:
+        if self.type is None:
+            return f"{{{self.kind},{self.index}}}"
+        return f"{{tr,{{{self.kind},{self.index}}},{self.type}}}"
+
+
+class ExtFunc(NamedTuple):
+    """An imported function (ImpT entry)."""
+
+    module: str
+    function: str
+    arity: int
+
+    def __str__(self) -> str:
+        return f"{format_term(Atom(self.module))}:{format_term(Atom(self.function))}/{self.arity}"
+
+
+class LocalFunc(NamedTuple):
+    """The target of a local call: the function whose entry label it is."""
+
+    name: str
+    arity: int
+    label: int
+
+    def __str__(self) -> str:
+        return f"{format_term(Atom(self.name))}/{self.arity}"
+
+
+class FunRef(NamedTuple):
+    """A ``make_fun2`` / ``make_fun3`` operand: FunT entry ``index``."""
+
+    index: int
+    name: str
+    arity: int
+    num_free: int
+
+    def __str__(self) -> str:
+        return f"{{fun,{self.index},{format_term(Atom(self.name))}/{self.arity}}}"
+
+
+class Literal(NamedTuple):
+    """A literal-table operand, decoded."""
+
+    value: object
+
+    def __str__(self) -> str:
+        return f"{{literal,{format_term(self.value)}}}"
+
+
+class Loc(NamedTuple):
+    """A source location from the Line chunk."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+# ---------------------------------------------------------------------------
+# Display forms
+# ---------------------------------------------------------------------------
+
+def _fmt_bytes(b: bytes) -> str:
+    return "{string," + format_term(b) + "}"
+
+
+def format_value(arg: Operand, value) -> str:
+    """The display form of one resolved operand (``arg`` is its raw operand)."""
+    if value is None:
+        return "{f,0}" if arg.tag == "f" else "none"
+    t = type(value)
+    if t is int:
+        tag = arg.tag
+        if tag == "i":
+            return f"{{integer,{value}}}"
+        if tag == "h":
+            return f"{{char,{value}}}"
+        return str(value)
+    if t is tuple:
+        if arg.tag == "alloc":
+            return "{alloc,[" + ",".join(f"{{{k},{n}}}" for k, n in value) + "]}"
+        items = arg.value if arg.tag == "list" else ()
+        if len(items) != len(value):
+            items = (Operand("u", 0),) * len(value)
+        return "[" + ",".join(format_value(a, v) for a, v in zip(items, value)) + "]"
+    if t is list:
+        return "nil"
+    if t is bytes:
+        return _fmt_bytes(value)
+    if isinstance(value, Atom):
+        return "{atom," + format_term(value) + "}"
+    return str(value)
+
+
+def json_value(arg: Operand, value):
+    """The JSON form of one resolved operand: ``int`` stays a number, a missing fail
+    label is ``null``, a ``list`` operand is an array of its elements, anything else is
+    its display string (see :func:`format_value`)."""
+    if value is None:
+        return None
+    t = type(value)
+    if t is int:
+        return value if arg.tag == "u" else format_value(arg, value)
+    if t is tuple and arg.tag == "list" and len(arg.value) == len(value):
+        return [json_value(a, v) for a, v in zip(arg.value, value)]
+    return format_value(arg, value)
+
+
+# ---------------------------------------------------------------------------
+# Instructions and functions
+# ---------------------------------------------------------------------------
+
+class Instruction(NamedTuple):
+    """One instruction.  ``offset`` is the byte offset of the opcode byte within the
+    Code chunk's data; ``args`` the raw operands, ``values`` the resolved ones."""
+
+    opcode: int
+    name: str
+    offset: int
+    args: tuple
+    values: tuple
+
+    @property
+    def text(self) -> str:
+        """The display form, e.g. ``call_ext 2 lists:reverse/2``."""
+        if not self.values:
+            return self.name
+        return self.name + " " + " ".join(
+            format_value(a, v) for a, v in zip(self.args, self.values))
+
+    def json_args(self) -> list:
+        return [json_value(a, v) for a, v in zip(self.args, self.values)]
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function: its instructions from the labels before ``func_info`` through the
+    instruction before the next function's first label."""
+
+    name: str
+    arity: int
+    entry: int
+    labels: tuple[int, ...]
+    instructions: tuple[Instruction, ...]
+    lines: tuple[int, int] | None
+    offset: int
+
+    @property
+    def mfa(self) -> str:
+        return f"{self.name}/{self.arity}"
+
+    def __repr__(self) -> str:
+        return (f"Function({self.mfa}, entry={self.entry}, "
+                f"{len(self.instructions)} instructions)")
+
+
+# ---------------------------------------------------------------------------
+# Decoding
+# ---------------------------------------------------------------------------
+
+_new = tuple.__new__
+
+OP_LABEL, OP_FUNC_INFO, OP_INT_CODE_END = 1, 2, 3
+OP_CALL, OP_CALL_LAST, OP_CALL_ONLY = 4, 5, 6
+OP_LINE = 153
+
+_ALLOC_KINDS = ("words", "floats", "funs")
+
+# Operand kinds by position, for the opcodes whose operands are not resolved by tag
+# alone.  None = by tag.
+_IMPORT, _FUN, _LOCAL, _LINE, _STR, _STR_BITS, _BS_CREATE = range(7)
+
+
+def _special_table() -> tuple:
+    from .opcodes import BY_NAME
+    kinds = {
+        "call": (None, _LOCAL),
+        "call_last": (None, _LOCAL, None),
+        "call_only": (None, _LOCAL),
+        "call_ext": (None, _IMPORT),
+        "call_ext_last": (None, _IMPORT, None),
+        "call_ext_only": (None, _IMPORT),
+        "bif0": (_IMPORT, None),
+        "bif1": (None, _IMPORT, None, None),
+        "bif2": (None, _IMPORT, None, None, None),
+        "gc_bif1": (None, None, _IMPORT, None, None),
+        "gc_bif2": (None, None, _IMPORT, None, None, None),
+        "gc_bif3": (None, None, _IMPORT, None, None, None, None),
+        "make_fun2": (_FUN,),
+        "make_fun3": (_FUN, None, None),
+        "line": (_LINE,),
+        "executable_line": (_LINE, None),
+        "debug_line": (None, _LINE, None, None),
+        "bs_put_string": (None, _STR),
+        "bs_match_string": (None, None, None, _STR_BITS),
+        "bs_create_bin": (None, None, None, None, None, _BS_CREATE),
+    }
+    table = [None] * 256
+    for name, k in kinds.items():
+        op = BY_NAME.get(name)
+        if op is not None and op.arity == len(k):
+            table[op.number] = k
+    return tuple(table)
+
+
+#: Opcode -> operand kinds by position, or None when every operand resolves by tag.
+SPECIAL = _special_table()
+
+_MISSING = object()
+
+
+class _Resolver(dict):
+    """Memo of operand -> value for the operands resolved by tag alone (most of them:
+    the same registers, atoms and labels recur throughout a module)."""
+
+    def __init__(self, module, code_len: int) -> None:
+        super().__init__()
+        self.atoms = module.atoms
+        self.natoms = len(self.atoms)
+        header = module.code_header
+        self.label_count = header.label_count
+        self._literals = None
+        self._module = module
+        self._types = None
+        self.line_table = module.line_table
+        self.strings = None
+        self._imports = None
+        self._funs = None
+        self._locs: dict[int, Loc | None] = {}
+
+    # -- tables, fetched on first use ---------------------------------------
+    @property
+    def literals(self):
+        if self._literals is None:
+            self._literals = self._module.literals
+        return self._literals
+
+    @property
+    def types(self):
+        if self._types is None:
+            self._types = self._module.types
+        return self._types
+
+    @property
+    def imports(self) -> tuple:
+        if self._imports is None:
+            self._imports = tuple(_new(ExtFunc, (i.module, i.function, i.arity))
+                                  for i in self._module.imports)
+        return self._imports
+
+    @property
+    def funs(self) -> tuple:
+        if self._funs is None:
+            self._funs = tuple(_new(FunRef, (n, f.name, f.arity, f.num_free))
+                               for n, f in enumerate(self._module.lambdas))
+        return self._funs
+
+    def string(self, offset: int, length: int) -> bytes:
+        if self.strings is None:
+            self.strings = self._module.strings
+        if offset + length > len(self.strings):
+            raise FormatError(f"string of {length} bytes at offset {offset} runs past the "
+                              f"string table ({len(self.strings)} bytes)")
+        return self.strings[offset:offset + length]
+
+    # -- by tag -------------------------------------------------------------
+    def __missing__(self, op: Operand):
+        value = self.resolve(op)
+        if op.tag != "list":
+            self[op] = value
+        return value
+
+    def resolve(self, op: Operand):
+        tag, v = op
+        if tag == "x" or tag == "y" or tag == "fr":
+            return _new(Reg, (tag, v, None))
+        if tag == "u" or tag == "i" or tag == "h":
+            return v
+        if tag == "a":
+            if v == 0:
+                return []
+            if v > self.natoms:
+                raise FormatError(f"atom index {v} out of range (1..{self.natoms})")
+            return Atom(self.atoms[v - 1])
+        if tag == "f":
+            if v == 0:
+                return None
+            if v >= self.label_count:
+                raise FormatError(f"label {v} out of range (1..{self.label_count - 1})")
+            return _new(Label, (v,))
+        if tag == "literal":
+            lits = self.literals
+            if v >= len(lits):
+                raise FormatError(f"literal index {v} out of range ({len(lits)} literals)")
+            return _new(Literal, (lits[v],))
+        if tag == "list":
+            return tuple(map(self.__getitem__, v))
+        if tag == "tr":
+            reg, ti = v
+            types = self.types
+            t = None
+            if types.known:
+                t = types.get(ti)
+                if t is None:
+                    raise FormatError(f"type index {ti} out of range "
+                                      f"({len(types.entries)} types)")
+            return _new(Reg, (reg.tag, reg.value, t))
+        if tag == "alloc":
+            return tuple((_ALLOC_KINDS[k], n) for k, n in v)
+        raise FormatError(f"unexpected operand tag {tag!r}")
+
+    # -- by position --------------------------------------------------------
+    def special(self, kinds: tuple, args: tuple) -> tuple:
+        out = []
+        for kind, op in zip(kinds, args):
+            if kind is None:
+                out.append(self[op])
+            elif kind == _IMPORT:
+                imports = self.imports
+                i = self._index(op, "import")
+                if i >= len(imports):
+                    raise FormatError(f"import index {i} out of range ({len(imports)} imports)")
+                out.append(imports[i])
+            elif kind == _LOCAL:
+                out.append(self[op] if op.tag == "f" else self._bad(op, "call target label"))
+            elif kind == _LINE:
+                out.append(self.loc(self._index(op, "line index")))
+            elif kind == _FUN:
+                funs = self.funs
+                i = self._index(op, "fun index")
+                if i >= len(funs):
+                    raise FormatError(f"fun index {i} out of range ({len(funs)} funs in FunT)")
+                out.append(funs[i])
+            elif kind == _STR:
+                # bs_put_string Length Offset
+                length = out[0] if type(out[0]) is int else self._bad(args[0], "string length")
+                out.append(self.string(self._index(op, "string offset"), length))
+            elif kind == _STR_BITS:
+                # bs_match_string Fail Ctx Bits Offset
+                bits = out[2] if type(out[2]) is int else self._bad(args[2], "bit count")
+                out.append(self.string(self._index(op, "string offset"), (bits + 7) // 8))
+            elif kind == _BS_CREATE:
+                out.append(self.bs_create_list(op))
+        return tuple(out)
+
+    def _index(self, op: Operand, what: str) -> int:
+        if op.tag != "u":
+            self._bad(op, what)
+        return op.value
+
+    @staticmethod
+    def _bad(op: Operand, what: str):
+        raise FormatError(f"{what} has tag '{op.tag}', expected "
+                          f"{'f' if what == 'call target label' else 'u'}")
+
+    def loc(self, index: int) -> Loc | None:
+        try:
+            return self._locs[index]
+        except KeyError:
+            pass
+        if index == 0:
+            loc = None
+        else:
+            table = self.line_table
+            n = 0 if table is None else len(table.items) - 1
+            if index > n:
+                raise FormatError(f"line index {index} out of range ({n} line items)")
+            found = table.lookup(index)
+            loc = None if found is None else _new(Loc, found)
+        self._locs[index] = loc
+        return loc
+
+    def bs_create_list(self, op: Operand):
+        if op.tag != "list":
+            raise FormatError(f"bs_create_bin segment list has tag '{op.tag}', expected a list")
+        items = op.value
+        values = list(map(self.__getitem__, items))
+        # Segments of six: Type Seg Unit Flags Value Size; a `string` segment's Value
+        # is an offset into StrT and its Size the length in bytes.
+        for i in range(0, len(items) - 5, 6):
+            if values[i] == "string" and isinstance(values[i], Atom):
+                off, size = items[i + 4], values[i + 5]
+                if off.tag != "u" or type(size) is not int:
+                    raise FormatError("bs_create_bin string segment needs an offset and a size")
+                values[i + 4] = self.string(off.value, size)
+        return tuple(values)
+
+
+def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
+    """The flat instruction stream (through ``int_code_end``), the indices of the
+    ``func_info`` instructions and of the local calls."""
+    code = module.code
+    file = module.file
+    header = module.code_header
+    end = len(code)
+    pos = header.code_offset
+    res = _Resolver(module, end)
+    getv = res.__getitem__
+    special = SPECIAL
+    names = NAMES
+    arities = ARITIES
+    out: list[Instruction] = []
+    append = out.append
+    func_infos: list[int] = []
+    calls: list[int] = []
+    current = None
+    start = pos
+    try:
+        while True:
+            start = pos
+            if pos >= end:
+                raise TruncatedError("code ends without int_code_end")
+            opc = code[pos]
+            arity = arities[opc]
+            if arity < 0:
+                raise FormatError(f"unknown opcode {opc}")
+            if arity:
+                args, pos = decode_operands(code, pos + 1, end, arity)
+            else:
+                args = ()
+                pos += 1
+            kinds = special[opc]
+            if kinds is None:
+                values = tuple(map(getv, args))
+            else:
+                values = res.special(kinds, args)
+                if opc <= OP_CALL_ONLY:
+                    calls.append(len(out))
+            if opc == OP_FUNC_INFO:
+                m, f, a = values
+                if not isinstance(f, Atom) or not isinstance(m, Atom) or type(a) is not int \
+                        or args[2].tag != "u":
+                    raise FormatError("func_info needs two atoms and an arity")
+                current = f"{f}/{a}"
+                func_infos.append(len(out))
+            append(_new(Instruction, (opc, names[opc], start, args, values)))
+            if opc == OP_INT_CODE_END:
+                break
+    except BeamError as e:
+        raise e.with_context(file=file, chunk="Code", offset=start, function=current) from None
+    return out, func_infos, calls
+
+
+def _group(module, stream: list[Instruction], func_infos: list[int]) -> list[tuple]:
+    """Function boundaries: ``(start, func_info index, end)`` per function."""
+    file = module.file
+    bounds = []
+    floor = 0
+    starts = []
+    for k in func_infos:
+        s = k
+        while s > floor and stream[s - 1].opcode in (OP_LABEL, OP_LINE):
+            s -= 1
+        starts.append(s)
+        floor = k + 1
+    if starts and starts[0] != 0:
+        bad = stream[0]
+        raise FormatError(f"instruction {bad.name} before the first func_info", file=file,
+                          chunk="Code", offset=bad.offset)
+    if not starts and len(stream) > 1:
+        bad = stream[0]
+        raise FormatError("code has no func_info", file=file, chunk="Code", offset=bad.offset)
+    last = len(stream) - 1  # the int_code_end
+    for n, k in enumerate(func_infos):
+        e = starts[n + 1] if n + 1 < len(starts) else last
+        fi = stream[k]
+        if k + 1 >= e or stream[k + 1].opcode != OP_LABEL:
+            raise FormatError("func_info is not followed by the function's entry label",
+                              file=file, chunk="Code", offset=fi.offset,
+                              function=f"{fi.values[1]}/{fi.values[2]}")
+        bounds.append((starts[n], k, e))
+    return bounds
+
+
+def _lines(instructions, own_file: str | None) -> tuple[int, int] | None:
+    own = []
+    other = []
+    for ins in instructions:
+        if ins.opcode == OP_LINE:
+            loc = ins.values[0]
+            if loc is not None:
+                (own if loc.file == own_file else other).append(loc.line)
+    use = own or other
+    if not use:
+        return None
+    return (min(use), max(use))
+
+
+def disassemble(module) -> tuple[Function, ...]:
+    """All functions of a :class:`~beaminspect.module.BeamModule`, in code order."""
+    stream, func_infos, calls = _decode(module)
+    bounds = _group(module, stream, func_infos)
+    entries: dict[int, tuple[str, int]] = {}
+    for s, k, e in bounds:
+        fi = stream[k]
+        entries[stream[k + 1].values[0]] = (str(fi.values[1]), fi.values[2])
+    # Local calls: the label becomes the function it enters.
+    for i in calls:
+        ins = stream[i]
+        label = ins.values[1]
+        target = entries.get(label.number) if label is not None else None
+        if target is not None:
+            values = list(ins.values)
+            values[1] = _new(LocalFunc, (target[0], target[1], label.number))
+            stream[i] = ins._replace(values=tuple(values))
+    table = module.line_table
+    own_file = table.names[0] if table is not None and table.names else None
+    out = []
+    for s, k, e in bounds:
+        fi = stream[k]
+        body = tuple(stream[s:e])
+        labels = tuple(ins.values[0] for ins in body if ins.opcode == OP_LABEL)
+        out.append(Function(str(fi.values[1]), fi.values[2], stream[k + 1].values[0],
+                            labels, body, _lines(body, own_file), body[0].offset))
+    return tuple(out)
+
+
+def get_instructions(module) -> Iterator[Instruction]:
+    """The flat instruction stream through ``int_code_end``, local calls resolved
+    (from the module's cached disassembly)."""
+    funcs = module.functions
+    for f in funcs:
+        yield from f.instructions
+    # int_code_end follows the last instruction of the last function.
+    if funcs:
+        last = funcs[-1].instructions[-1]
+        arity = ARITIES[last.opcode]
+        pos = last.offset + 1
+        if arity:
+            _args, pos = decode_operands(module.code, pos, len(module.code), arity)
+    else:
+        pos = module.code_header.code_offset
+    yield _new(Instruction, (OP_INT_CODE_END, NAMES[OP_INT_CODE_END], pos, (), ()))

@@ -1,0 +1,88 @@
+"""Renderings of a disassembly: the readable listing and the JSON object of
+``beaminspect disasm``.
+
+Text, in the spirit of ``erlc -S``::
+
+    function handle_call/3 (entry label 12), lines 30-45
+    L11:
+        ; shop_server.erl:30
+        func_info {atom,shop_server} {atom,handle_call} 3
+    L12:
+        ...
+
+Labels are ``Ln:`` lines, ``line`` instructions ``; file:line`` annotations, every other
+instruction its :attr:`~beaminspect.disasm.Instruction.text`.
+
+JSON (one object per module, JSON Lines)::
+
+    {"module": "m", "file": "path",
+     "functions": [{"name": "f", "arity": 1, "entry": 2, "lines": [30, 45] | null,
+                    "instructions": [{"op": "move", "args": ["{x,0}", "{y,1}"],
+                                      "offset": 120}, ...]}]}
+
+``offset`` is the byte offset of the opcode within the Code chunk.  ``args`` maps each
+operand: a ``u`` operand (an unsigned number: arity, live count, heap size, label of
+``label``...) is a JSON number; a missing fail label (``{f,0}``) is ``null``; a list
+operand (``select_val`` pairs, ``put_map`` pairs, ``bs_create_bin`` segments, ...) is a
+JSON array of its elements mapped the same way; anything else is its display string
+as in the text listing: ``{x,0}``, ``{y,1}``, ``{fr,0}``,
+``{tr,{x,0},integer(0..255)}`` (typed register), ``{f,5}`` (label), ``{atom,ok}``,
+``nil``, ``{integer,-1}``, ``{char,97}``, ``{literal,Term}``, ``lists:reverse/2``
+(import), ``handle_call/3`` (local call target), ``{fun,Index,Name/Arity}``,
+``{string,<<...>>}``, ``{alloc,[{words,3},{floats,0}]}`` and ``file.erl:42``
+(location; a ``line`` without location is ``null``).
+"""
+
+from __future__ import annotations
+
+from ..disasm import OP_LABEL, OP_LINE
+
+_INDENT = "    "
+
+
+def function_header(f) -> str:
+    head = f"function {f.mfa} (entry label {f.entry})"
+    if f.lines is not None:
+        a, b = f.lines
+        head += f", lines {a}-{b}" if a != b else f", line {a}"
+    return head
+
+
+def function_text(f) -> str:
+    out = [function_header(f)]
+    append = out.append
+    for ins in f.instructions:
+        op = ins.opcode
+        if op == OP_LABEL:
+            append(f"L{ins.values[0]}:")
+        elif op == OP_LINE:
+            loc = ins.values[0]
+            if loc is not None:
+                append(f"{_INDENT}; {loc.file}:{loc.line}")
+        else:
+            append(_INDENT + ins.text)
+    return "\n".join(out)
+
+
+def module_text(m, functions=None) -> str:
+    """The listing of a module (or of the given functions of it)."""
+    funcs = m.functions if functions is None else functions
+    parts = [f"module {m.name} ({m.file}): {len(m.functions)} functions"]
+    parts.extend(function_text(f) for f in funcs)
+    return "\n\n".join(parts)
+
+
+def function_json(f) -> dict:
+    return {
+        "name": f.name,
+        "arity": f.arity,
+        "entry": f.entry,
+        "lines": list(f.lines) if f.lines is not None else None,
+        "instructions": [{"op": ins.name, "args": ins.json_args(), "offset": ins.offset}
+                         for ins in f.instructions],
+    }
+
+
+def module_json(m, functions=None) -> dict:
+    funcs = m.functions if functions is None else functions
+    return {"module": m.name, "file": m.file, "functions": [function_json(f) for f in funcs]}
