@@ -377,39 +377,43 @@ def _children(term):
 
 
 def _freeze(term):
-    """A hashable value equal for two terms exactly when Erlang's ``=:=`` holds."""
+    """A hashable value equal for two terms exactly when Erlang's ``=:=`` holds.
+
+    Containers become one flat tuple of tokens (pre-order, each container as its tag and
+    size), so hashing and comparing it never recurses, however deep the term; a map is
+    one token, the frozenset of its (key tokens, value tokens) pairs.
+    """
     t = type(term)
     if t in _SELF_FROZEN:
         return term
     if t is float:
         return (_F_FLOAT, term)
-    out: list = []
-    work: list = [(term, None)]
+    tokens: list = []
+    work: list = [term]
     while work:
-        node, done = work.pop()
-        if done is not None:
-            tag, n = done
-            vals = out[len(out) - n:] if n else []
-            del out[len(out) - n:]
-            if tag is _F_MAP:
-                out.append((_F_MAP, frozenset(zip(vals[0::2], vals[1::2]))))
-            else:
-                out.append((tag, *vals))
-            continue
+        node = work.pop()
         t = type(node)
-        if t in _SELF_FROZEN or isinstance(node, _SELF_FROZEN):
-            out.append(node)
+        if t in _SELF_FROZEN:
+            tokens.append(node)
         elif t is float:
-            out.append((_F_FLOAT, node))
+            tokens.append(_F_FLOAT)
+            tokens.append(node)
+        elif t is Map:
+            tokens.append(_F_MAP)
+            tokens.append(frozenset((_freeze(k), _freeze(v)) for k, v in node._pairs))
+        elif isinstance(node, _SELF_FROZEN):
+            tokens.append(node)
         else:
             tag, kids = _children(node)
             if tag is None:
-                out.append((_F_OTHER, node))  # foreign value: hash it as is
+                tokens.append(_F_OTHER)   # a foreign value: hash it as it is
+                tokens.append(node)
                 continue
-            work.append((None, (tag, len(kids))))
-            for c in reversed(kids):
-                work.append((c, None))
-    return out[0]
+            tokens.append(tag)
+            tokens.append(len(kids))
+            for i in range(len(kids) - 1, -1, -1):
+                work.append(kids[i])
+    return tuple(tokens)
 
 
 # ---------------------------------------------------------------------------
@@ -1099,6 +1103,19 @@ def _map_display_pairs(m: Map) -> tuple:
     return pairs[::-1]
 
 
+class _Text(str):
+    """Literal output in :func:`format_term`'s work list (a plain ``str`` is not a term)."""
+
+    __slots__ = ()
+
+
+_COMMA = _Text(",")
+_CLOSE_TUPLE = _Text("}")
+_CLOSE_LIST = _Text("]")
+_BAR = _Text("|")
+_ARROW = _Text(" => ")
+
+
 def format_term(term) -> str:
     """``io_lib:format("~w", [Term])`` as printed by OTP 25.
 
@@ -1111,7 +1128,7 @@ def format_term(term) -> str:
     while work:
         t = work.pop()
         tt = type(t)
-        if tt is str:
+        if tt is _Text:
             append(t)
         elif tt is Atom:
             append(_format_atom(t))
@@ -1122,20 +1139,20 @@ def format_term(term) -> str:
                 append("{}")
                 continue
             append("{")
-            work.append("}")
+            work.append(_CLOSE_TUPLE)
             for i in range(len(t) - 1, 0, -1):
                 work.append(t[i])
-                work.append(",")
+                work.append(_COMMA)
             work.append(t[0])
         elif tt is list:
             if not t:
                 append("[]")
                 continue
             append("[")
-            work.append("]")
+            work.append(_CLOSE_LIST)
             for i in range(len(t) - 1, 0, -1):
                 work.append(t[i])
-                work.append(",")
+                work.append(_COMMA)
             work.append(t[0])
         elif tt is bytes:
             append("<<" + ",".join(map(str, t)) + ">>")
@@ -1143,13 +1160,13 @@ def format_term(term) -> str:
             append(_format_float(t))
         elif tt is ImproperList:
             append("[")
-            work.append("]")
+            work.append(_CLOSE_LIST)
             work.append(t.tail)
-            work.append("|")
+            work.append(_BAR)
             items = t.items
             for i in range(len(items) - 1, 0, -1):
                 work.append(items[i])
-                work.append(",")
+                work.append(_COMMA)
             work.append(items[0])
         elif tt is Map:
             pairs = _map_display_pairs(t)
@@ -1157,14 +1174,14 @@ def format_term(term) -> str:
                 append("#{}")
                 continue
             append("#{")
-            work.append("}")
+            work.append(_CLOSE_TUPLE)
             for i in range(len(pairs) - 1, -1, -1):
                 k, v = pairs[i]
                 work.append(v)
-                work.append(" => ")
+                work.append(_ARROW)
                 work.append(k)
                 if i:
-                    work.append(",")
+                    work.append(_COMMA)
         elif tt is BitBinary:
             full = ",".join(map(str, t.data[:-1]))
             last = f"{t.data[-1] >> (8 - t.bits)}:{t.bits}"
