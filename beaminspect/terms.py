@@ -10,7 +10,9 @@ and the offset (``base_offset`` + the position in the data): ``TruncatedError`` 
 bytes are missing, ``FormatError`` for invalid values, ``LimitError`` for nesting deeper
 than ``max_depth`` or a compressed size above ``max_size``, ``UnsupportedError`` for
 ``LOCAL_EXT``.  The decoder is iterative (no Python recursion) and checks every length
-and count against the bytes left before allocating anything.
+and count against the bytes left before allocating anything.  For inputs above 256 KiB
+the cyclic garbage collector is paused while decoding (it would otherwise rescan the
+many new, acyclic containers over and over).
 
 Python types
 ============
@@ -61,7 +63,11 @@ list, an atom or a number:
 
 Text and order
 ==============
-:func:`format_term` prints a term as ``io_lib:format("~w", [T])`` does on OTP 25.
+:func:`format_term` prints a term as ``io_lib:format("~w", [T])`` does on OTP 25: atoms
+quoted and escaped as ``~w`` does, floats in the shortest form that reads back, strings
+as lists of integers, maps of up to 32 pairs in map-key order and larger maps in reverse
+decode order (``term_to_binary`` writes a large map's hash order reversed), pids, ports
+and references with node number 0 (the node table index is not in the data).
 :func:`term_sort_key` (and :func:`compare_terms`) give Erlang's term order: number <
 atom < reference < fun < port < pid < tuple < map < nil < list < bitstring.
 """
