@@ -109,7 +109,8 @@ def format_error(err: BeamError) -> str:
     if where:
         parts.append(" ".join(where))
     parts.append(err.reason)
-    return ": ".join(parts)
+    # Chunk ids and names come from the file: keep control characters off the line.
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in ": ".join(parts))
 
 
 @dataclass(frozen=True)
