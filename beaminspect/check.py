@@ -1,0 +1,632 @@
+"""Will the runtime system load this file?  A static model of the OTP loader.
+
+:func:`check_file` predicts what ``erlang:prepare_loading(Module, Binary)`` of a given
+OTP release answers for a file, without running Erlang.  ``Module`` is the module
+name taken from the file name (``foo.beam`` -> ``foo``), as ``code:load_file/1``
+passes it; for bytes without a name the name check is skipped.
+
+The model follows the loader's own steps (erts/emulator/beam/beam_file.c and
+beam_load.c) and uses its words for the reasons:
+
+1. the container: ``FOR1``, a form size that fits, ``BEAM``, and chunks whose padded
+   size fits ("corrupt file header"); the last chunk of an id is used, an empty chunk
+   counts as missing;
+2. the Code header (size, instruction set 0), the atom table (``AtU8``; a file with
+   only ``Atom`` must be re-compiled), ImpT, ExpT, FunT, LitT (inflated, each literal
+   decoded), Line (version 0) and Type (the release's version; the first entry must be
+   "any");
+3. the module name, and the highest opcode against the release's;
+4. every instruction: a known opcode, operands the loader's reader accepts (atom,
+   label, literal, register and type indexes in range, no float or unknown extended
+   operand, integers normalised), lists only last, the ``label [line] func_info
+   label`` shape of function starts, ``int_code_end``; obsolete opcodes the release
+   refuses; labels defined once and every referenced label defined.
+
+What it cannot see: after reading, the loader matches each instruction against the
+specific instructions of its emulator (``ops.tab``) and refuses operand types no
+specific instruction takes ("no specific operation found").  A well-formed operand of
+the wrong kind (a literal where only a register fits) is accepted here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+
+from . import terms
+from .chunks import MAX_LITERAL_TABLE
+from .errors import BeamError
+from .opcodes import ARITIES, MAX_OPCODE_BY_RELEASE, OPCODES
+
+__all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE"]
+
+#: The Type chunk version each release's loader reads (others are ignored).
+TYPE_VERSION_BY_RELEASE = {25: 1, 26: 2, 27: 3, 28: 3, 29: 4}
+
+#: Registers the loader accepts (MAX_REG).
+MAX_REG = 1024
+#: Largest arity (MAX_ARG).
+MAX_ARG = 255
+#: Smallest release whose compiler output the loader still takes (the header's
+#: highest opcode must be at least that release's ``swap``; checked from OTP 26 on).
+_MIN_SMALL, _MAX_SMALL = -(1 << 59), (1 << 59) - 1
+
+PLEASE_RECOMPILE = "please re-compile this module with an Erlang/OTP {otp} compiler"
+
+#: Obsolete opcodes the loader still translates into current instructions.
+_STILL_LOADED = frozenset({"allocate_zero", "allocate_heap_zero", "put_literal",
+                           "bs_start_match2", "bs_save2", "bs_restore2", "bs_context_to_binary",
+                           "fclearerror", "fcheckerror", "recv_mark", "recv_set",
+                           "bs_init2", "bs_init_bits", "bs_bits_to_bytes", "bs_add",
+                           "bs_append", "bs_private_append", "bs_utf8_size", "bs_utf16_size",
+                           "bs_put_utf8", "bs_put_utf16", "bs_put_utf32", "bs_put_integer",
+                           "bs_put_binary", "bs_put_float", "bs_put_string", "make_fun2"})
+
+_OP_LABEL, _OP_FUNC_INFO, _OP_INT_CODE_END, _OP_LINE = 1, 2, 3, 153
+
+#: Opcode -> position of its ImpT index operand (call_ext*, bif*, gc_bif*).
+_IMPORT_OPERAND = {7: 1, 8: 1, 78: 1, 9: 0, 10: 1, 11: 1, 124: 2, 125: 2, 152: 2}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``loads``: whether the release's loader takes the file; ``reason``: the loader's
+    words when it refuses; ``code``: a stable identifier of the reason."""
+
+    loads: bool
+    reason: str | None = None
+    code: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"loads": self.loads, "reason": self.reason, "code": self.code}
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _refuse(code: str, reason: str):
+    raise _Refused(code, reason)
+
+
+_I32 = struct.Struct(">i")
+
+
+class _R:
+    """A reader that fails the way the loader's ``LoadAssert`` does."""
+
+    __slots__ = ("buf", "pos", "end", "fail")
+
+    def __init__(self, buf, pos: int, end: int, fail: tuple[str, str]) -> None:
+        self.buf, self.pos, self.end, self.fail = buf, pos, end, fail
+
+    def bad(self):
+        raise _Refused(*self.fail)
+
+    def i32(self) -> int:
+        if self.end - self.pos < 4:
+            self.bad()
+        v = _I32.unpack_from(self.buf, self.pos)[0]
+        self.pos += 4
+        return v
+
+    def u8(self) -> int:
+        if self.pos >= self.end:
+            self.bad()
+        v = self.buf[self.pos]
+        self.pos += 1
+        return v
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.end - self.pos < n:
+            self.bad()
+        a = self.pos
+        self.pos += n
+        return bytes(self.buf[a:a + n])
+
+    def tagged(self):
+        """``(tag, value, size)`` as the loader's ``beamreader_read_tagged``: ``size`` is 0
+        when the value fits a word; tag 8 ("o") marks an overflowing non-integer."""
+        b = self.u8()
+        tag = b & 7
+        if not b & 0x08:
+            return tag, b >> 4, 0
+        if not b & 0x10:
+            return tag, ((b >> 5) << 8) | self.u8(), 0
+        n = b >> 5
+        if n < 7:
+            count = n + 2
+        else:
+            ptag, plen, psize = self.tagged()
+            if ptag != 0 or psize or plen >= 0x7FFFFFFF - 9:
+                self.bad()
+            count = plen + 9
+        raw = self.take(count)
+        if count <= 8:
+            word = int.from_bytes(raw, "big")
+            if tag == 1:
+                v = int.from_bytes(raw, "big", signed=True)
+                if _MIN_SMALL <= v <= _MAX_SMALL:
+                    return tag, v, 0
+            elif word < (1 << 63):
+                return tag, word, 0
+        if tag != 1:
+            return 8, None, count
+        return tag, int.from_bytes(raw, "big", signed=True), count
+
+
+def _check_table_count(count: int, minimum: int, item_size: int) -> bool:
+    return minimum <= count < (1 << 30) // item_size
+
+
+# ---------------------------------------------------------------------------
+# Container and tables (beam_file.c: beamfile_read)
+# ---------------------------------------------------------------------------
+
+def _chunks(data: bytes) -> dict[bytes, memoryview]:
+    hdr = ("corrupt_file_header", "corrupt file header")
+    if len(data) < 8 or data[:4] != b"FOR1":
+        _refuse(*hdr)
+    form_size = _I32.unpack_from(data, 4)[0]
+    if form_size < 0 or form_size > len(data) - 8:
+        _refuse(*hdr)
+    view = memoryview(data)[8:8 + form_size]
+    r = _R(view, 0, form_size, hdr)
+    if r.take(4) != b"BEAM":
+        _refuse("not_beam", "not a BEAM file: IFF form type is not 'BEAM'")
+    found: dict[bytes, memoryview] = {}
+    while r.pos < r.end:
+        cid = r.take(4)
+        size = r.i32()
+        storage = (size + 3) & ~3
+        if size < 0 or storage > 0x7FFFFFFF or r.end - r.pos < storage:
+            r.bad()
+        found[cid] = view[r.pos:r.pos + size]
+        r.pos += storage
+    return found
+
+
+def _atoms(view, otp: int) -> list[str]:
+    r = _R(view, 0, len(view), ("corrupt_atom_table", "corrupt atom table"))
+    count = r.i32()
+    long_counts = False
+    if count < 0 and otp >= 28:
+        long_counts, count = True, -count
+    if not _check_table_count(count, 1, 8):
+        r.bad()
+    out = []
+    for _ in range(count):
+        if long_counts:
+            tag, n, size = r.tagged()
+            if tag != 0 or size:
+                r.bad()
+        else:
+            n = r.u8()
+        raw = r.take(n)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            r.bad()
+        if len(text) > 255:
+            r.bad()
+        out.append(text)
+    return out
+
+
+def _imports(view, natoms: int) -> int:
+    r = _R(view, 0, len(view), ("corrupt_import_table", "corrupt import table"))
+    count = r.i32()
+    if not _check_table_count(count, 0, 24):
+        r.bad()
+    for _ in range(count):
+        m, f, a = r.i32(), r.i32(), r.i32()
+        if not (0 <= m <= natoms and 0 <= f <= natoms and 0 <= a <= MAX_ARG):
+            r.bad()
+    return count
+
+
+def _exports(view, natoms: int) -> list[tuple[int, int, int]]:
+    r = _R(view, 0, len(view), ("corrupt_export_table", "corrupt export table"))
+    count = r.i32()
+    if not _check_table_count(count, 0, 24):
+        r.bad()
+    out = []
+    for _ in range(count):
+        a, arity, label = r.i32(), r.i32(), r.i32()
+        if not (0 <= a <= natoms and 0 <= arity <= MAX_ARG and label >= 0):
+            r.bad()
+        out.append((a, arity, label))
+    return out
+
+
+def _lambdas(view, natoms: int) -> list[int]:
+    r = _R(view, 0, len(view), ("corrupt_lambda_table", "corrupt lambda table"))
+    count = r.i32()
+    if not _check_table_count(count, 0, 40):
+        r.bad()
+    labels = []
+    for _ in range(count):
+        a, _arity, label, _index, _nfree, _uniq = (r.i32() for _ in range(6))
+        if not (0 <= a <= natoms and label >= 0):
+            r.bad()
+        labels.append(label)
+    # The module MD5 walks the table in 24-byte steps and refuses a remainder.
+    if (len(view) - 4) % 24:
+        r.bad()
+    return labels
+
+
+def _literals(view) -> int:
+    fail = ("corrupt_literal_table", "corrupt literal table")
+    r = _R(view, 0, len(view), fail)
+    claimed = r.i32()
+    if claimed < 0:
+        _refuse("literal_table_too_large",
+                f"the literal table claims {claimed & 0xFFFFFFFF} bytes: the loader would "
+                "fail to allocate them")
+    if claimed > MAX_LITERAL_TABLE:
+        _refuse("literal_table_too_large",
+                f"the literal table claims {claimed} bytes uncompressed (beaminspect "
+                f"inflates at most {MAX_LITERAL_TABLE})")
+    d = zlib.decompressobj()
+    try:
+        table = d.decompress(bytes(view[4:]), claimed + 1)
+    except zlib.error:
+        _refuse(*fail)
+    if not d.eof or len(table) > claimed:
+        _refuse(*fail)
+    t = _R(table, 0, len(table), fail)
+    count = t.i32()
+    if not _check_table_count(count, 0, 16):
+        t.bad()
+    for _ in range(count):
+        size = t.i32()
+        raw = t.take(size)
+        if not _term_ok(raw):
+            t.bad()
+    return count
+
+
+def _term_ok(raw: bytes) -> bool:
+    """Whether ``raw`` starts with one complete external term (trailing bytes are
+    ignored, as the loader's ``erts_decode_ext_size`` does)."""
+    if not raw or raw[0] != terms.VERSION_MAGIC:
+        return False
+    try:
+        if len(raw) > 1 and raw[1] == 80:
+            terms.decode(raw)
+        else:
+            terms.decode_at(raw, 1)
+    except (BeamError, RecursionError):
+        return False
+    return True
+
+
+def _lines(view) -> int:
+    r = _R(view, 0, len(view), ("corrupt_line_table", "corrupt line table"))
+    if r.i32() != 0:
+        return 0
+    _flags, _ninstr, nitems, nnames = r.i32(), r.i32(), r.i32(), r.i32()
+    if not (_check_table_count(nitems, 0, 8) and _check_table_count(nnames, 0, 8)):
+        r.bad()
+    i = 0
+    while i < nitems:
+        tag, v, size = r.tagged()
+        if tag == 2:
+            if v > nnames + 1:
+                r.bad()
+        elif tag == 1:
+            if size or v < 0:
+                r.bad()
+            i += 1
+        else:
+            r.bad()
+    for _ in range(nnames):
+        n = struct.unpack(">h", r.take(2))[0]
+        raw = r.take(n)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            r.bad()
+    return nitems
+
+
+def _types(view, otp: int) -> int | None:
+    """The number of type entries, or None when the loader ignores the chunk."""
+    r = _R(view, 0, len(view), ("corrupt_type_table", "corrupt type table"))
+    version = r.i32()
+    if version != TYPE_VERSION_BY_RELEASE.get(otp, -1):
+        return None
+    count = r.i32()
+    if not _check_table_count(count, 1, 24):
+        r.bad()
+    first = None
+    for i in range(count):
+        raw = r.take(2)
+        bits = (raw[0] << 8) | raw[1]
+        if version == 1:
+            extra = r.take(16)
+            lo, hi = struct.unpack(">qq", extra)
+            entry = (bits, lo, hi)
+        else:
+            nbits = 12 if version == 3 else (13 if version == 4 else 13)
+            lo = hi = None
+            if bits >> nbits & 1:
+                lo = struct.unpack(">q", r.take(8))[0]
+            if bits >> (nbits + 1) & 1:
+                hi = struct.unpack(">q", r.take(8))[0]
+            if bits >> (nbits + 2) & 1:
+                r.take(1)
+            entry = (bits & ((1 << nbits) - 1), lo, hi)
+        if i == 0:
+            first = entry
+    bits, lo, hi = first
+    any_bits = {1: 0x1FFF, 2: 0x1FFF, 3: 0xFFF, 4: 0x1FFF}[version]
+    if bits != any_bits or (lo is not None and hi is not None and lo <= hi):
+        r.bad()
+    return count
+
+
+# ---------------------------------------------------------------------------
+# Code (beam_file.c: beamcodereader_read_next / beamcodereader_next)
+# ---------------------------------------------------------------------------
+
+def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports: int):
+    """Read every instruction as the loader's reader does.  Returns the defined labels,
+    the referenced labels, the entry labels and the number of functions."""
+    fail = ("invalid_opcode", "invalid opcode")
+    hsize = _I32.unpack_from(code, 0)[0]
+    label_count = _I32.unpack_from(code, 12)[0]
+    r = _R(code, 4 + hsize, len(code), fail)
+    max_opcode = MAX_OPCODE_BY_RELEASE.get(otp, max(MAX_OPCODE_BY_RELEASE.values()))
+    defined: list[int] = []
+    referenced: set[int] = set()
+    entries: set[int] = set()
+    nfuncs = 0
+
+    def read_op():
+        opc = r.u8()
+        if not 0 < opc <= max_opcode:
+            r.bad()
+        info = OPCODES[opc]
+        arity = info.arity
+        args = []
+        i = 0
+        while i < arity:
+            tag, v, size = r.tagged()
+            if tag == 8:       # overflowing value: no instruction takes one
+                r.bad()
+            elif tag == 2:     # atom
+                if v and v > natoms:
+                    r.bad()
+            elif tag == 5:     # label
+                if v:
+                    if v >= label_count:
+                        r.bad()
+                    referenced.add(v)
+            elif tag == 1:     # integer: a bignum must be normalised
+                if size and abs(v) < (1 << (8 * (size - 2))) and not (
+                        v < 0 and abs(v) == 1 << (8 * size - 1)):
+                    r.bad()
+            elif tag in (3, 4):
+                if v >= MAX_REG:
+                    r.bad()
+            elif tag == 6:     # character tag: "Unrecognized tag"
+                r.bad()
+            elif tag == 7:
+                if v == 1:
+                    if i + 1 != arity:
+                        r.bad()
+                    ctag, n, csize = r.tagged()
+                    if ctag != 0 or csize:
+                        r.bad()
+                    wrapped = (arity + n + (1 << 31)) % (1 << 32) - (1 << 31)
+                    if n > len(code) and wrapped > i + 1:
+                        r.bad()
+                    # The loader adds the count to a C int: a count near 2**31 (or
+                    # 2**32) wraps around and ends the operand loop early.
+                    arity = wrapped
+                    tag, v = 0, n
+                elif v == 2:
+                    ctag, n, csize = r.tagged()
+                    if ctag != 0 or n >= MAX_REG:
+                        r.bad()
+                elif v == 3:
+                    ctag, n, csize = r.tagged()
+                    if ctag != 0 or n > 3:
+                        r.bad()
+                    for _ in range(n):
+                        ktag, kind, _s = r.tagged()
+                        ntag, num, _s2 = r.tagged()
+                        if ktag != 0 or ntag != 0 or kind > 2 or num > 0x7FFFFFFF // 6:
+                            r.bad()
+                elif v == 4:
+                    ctag, n, csize = r.tagged()
+                    if ctag != 0 or n >= nlits:
+                        r.bad()
+                elif v == 5:
+                    rtag, _reg, _rs = r.tagged()
+                    if rtag not in (3, 4):
+                        r.bad()
+                    ttag, ti, _ts = r.tagged()
+                    if ttag != 0:
+                        r.bad()
+                    if ntypes is not None and ti >= ntypes:
+                        r.bad()
+                else:          # 0: float (gone since R16B), others unknown
+                    r.bad()
+            args.append((tag, v))
+            i += 1
+        pos = _IMPORT_OPERAND.get(opc)
+        if pos is not None and pos < len(args):
+            tag, v = args[pos]
+            if tag == 0 and v >= nimports:
+                _refuse("invalid_import", f"op {info.name}: invalid import table index {v}")
+        return opc, args
+
+    def define(args) -> None:
+        if args[0][0] != 0:
+            r.bad()
+        defined.append(args[0][1])
+
+    while True:
+        opc, args = read_op()
+        if opc == _OP_LABEL:
+            # The loader looks ahead for "label [line] func_info label" to find
+            # function starts; the code must not end right after a label.
+            define(args)
+            nxt, nargs = read_op()
+            if nxt == _OP_LINE:
+                nxt, nargs = read_op()
+            if nxt == _OP_INT_CODE_END:
+                r.bad()
+            if nxt == _OP_FUNC_INFO:
+                eop, eargs = read_op()
+                if eop != _OP_LABEL:
+                    r.bad()
+                define(eargs)
+                entries.add(eargs[0][1])
+                nfuncs += 1
+            else:
+                if nxt == _OP_LABEL:
+                    define(nargs)
+                _opcode_refused(nxt, otp)
+            continue
+        if opc == _OP_INT_CODE_END:
+            break
+        _opcode_refused(opc, otp)
+    return defined, referenced, entries, nfuncs
+
+
+def _opcode_refused(opc: int, otp: int) -> None:
+    info = OPCODES[opc]
+    if info.obsolete and info.name not in _STILL_LOADED:
+        _refuse("obsolete_opcode", f"op {info.name}: " + PLEASE_RECOMPILE.format(otp=otp))
+
+
+# ---------------------------------------------------------------------------
+# The verdict
+# ---------------------------------------------------------------------------
+
+def _predict(data: bytes, otp: int, module_name: str | None) -> None:
+    if data[:2] == b"\x1f\x8b":
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = d.decompress(data, 64 * 1024 * 1024 + 1)
+        except zlib.error:
+            _refuse("corrupt_file_header", "corrupt file header")
+        if not d.eof or len(data) > 64 * 1024 * 1024:
+            _refuse("corrupt_file_header", "corrupt file header")
+    chunks = _chunks(data)
+
+    def get(cid: bytes):
+        v = chunks.get(cid)
+        return v if v is not None and len(v) > 0 else None
+
+    code = get(b"Code")
+    if code is None:
+        _refuse("missing_code_chunk", "missing code chunk")
+    cr = _R(code, 0, len(code), ("corrupt_code_chunk", "corrupt code chunk"))
+    hsize = cr.i32()
+    if hsize < 0 or len(code) - 4 < hsize:
+        cr.bad()
+    cr.end = 4 + hsize
+    if cr.i32() != 0:
+        cr.bad()
+    max_op, label_count, _nfunc = cr.i32(), cr.i32(), cr.i32()
+
+    atu8 = get(b"AtU8")
+    if atu8 is None:
+        if get(b"Atom") is not None:
+            _refuse("obsolete_atom_table", PLEASE_RECOMPILE.format(otp=otp))
+        _refuse("missing_atom_table", "missing atom table")
+    atoms = _atoms(atu8, otp)
+    natoms = len(atoms)
+    imp = get(b"ImpT")
+    if imp is None:
+        _refuse("missing_import_table", "missing import table")
+    nimports = _imports(imp, natoms)
+    exp = get(b"ExpT")
+    if exp is None:
+        _refuse("missing_export_table", "missing export table")
+    exports = _exports(exp, natoms)
+    lambdas = _lambdas(get(b"FunT"), natoms) if get(b"FunT") is not None else []
+    nlits = _literals(get(b"LitT")) if get(b"LitT") is not None else 0
+    if get(b"Line") is not None:
+        _lines(get(b"Line"))
+    ntypes = _types(get(b"Type"), otp) if get(b"Type") is not None else None
+
+    for cid, what in ((b"Attr", "module attributes"), (b"CInf", "compilation information")):
+        view = get(cid)
+        if view is not None and not _term_ok(bytes(view)):
+            _refuse("bad_" + cid.decode().lower(),
+                    f"bad external term representation of {what}")
+
+    if module_name is not None and atoms[0] != module_name:
+        _refuse("module_name", f"module name in object code is {atoms[0]}")
+    highest = MAX_OPCODE_BY_RELEASE.get(otp, max(MAX_OPCODE_BY_RELEASE.values()))
+    if max_op > highest or max_op < 0:
+        _refuse("later_version",
+                f"This BEAM file was compiled for a later version of the runtime system than "
+                f"the current (Erlang/OTP {otp}). To fix this, "
+                + PLEASE_RECOMPILE.format(otp=otp)
+                + f". (Use of opcode {max_op & 0xFFFFFFFF}; this emulator supports only up "
+                  f"to {highest}.)")
+    if otp >= 26 and max_op < 169:
+        _refuse("old_version", "This BEAM file was compiled for an old version of the "
+                "runtime system. To fix this, please re-compile this module with "
+                "Erlang/OTP 24 or later.")
+
+    defined, referenced, entries, nfuncs = _code(code, otp, natoms, nlits, ntypes, nimports)
+    seen: set[int] = set()
+    for lbl in defined:
+        if lbl in seen or lbl >= label_count or lbl == 0:
+            _refuse("bad_label", f"label {lbl} defined more than once or out of range")
+        seen.add(lbl)
+    for lbl in sorted(referenced):
+        if lbl not in seen:
+            _refuse("undefined_label", f"undefined label {lbl}")
+    for lbl in lambdas:
+        if lbl not in seen:
+            _refuse("bad_lambda", f"fun refers to undefined label {lbl}")
+    if nfuncs > _nfunc:
+        _refuse("too_many_functions", "too many functions")
+
+
+def check_bytes(data: bytes, otp: int = 25, module_name: str | None = None) -> Verdict:
+    """The verdict for a file's bytes (``module_name``: the name the loader is given)."""
+    try:
+        _predict(bytes(data), otp, module_name)
+    except _Refused as e:
+        return Verdict(False, e.reason, e.code)
+    return Verdict(True)
+
+
+def check_file(source, otp: int = 25) -> Verdict:
+    """The verdict of OTP ``otp``'s ``erlang:prepare_loading(Module, Binary)``.
+
+    ``source``: a path (the module name is the file name without ``.beam``), bytes, or a
+    :class:`~beaminspect.module.BeamModule` (its file name gives the module name when it
+    has one).  Raises :class:`~beaminspect.errors.BeamError` only when a path cannot be
+    read.
+    """
+    from .module import BeamModule, read_file_bytes
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return check_bytes(bytes(source), otp)
+    if isinstance(source, BeamModule):
+        raw = source.container.data
+        name = None
+        if source.file and source.file.endswith(".beam"):
+            name = os.path.basename(source.file)[:-5]
+        return check_bytes(raw, otp, name)
+    path = os.fspath(source)
+    data = read_file_bytes(path)
+    name = os.path.basename(path)
+    if name.endswith(".beam"):
+        name = name[:-5]
+    return check_bytes(data, otp, name)
