@@ -58,6 +58,43 @@ def report_error(err: BeamError) -> None:
 
 
 # ---------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------
+
+def _check_one(path: str, otp: int, as_json: bool):
+    """``(status, text)``: status 0 loads, 1 refused, 2 unreadable."""
+    from .check import check_file
+    try:
+        verdict = check_file(path, otp)
+    except BeamError as e:
+        return EXIT_BAD_INPUT, error_line(e)
+    if as_json:
+        import json
+        return (EXIT_OK if verdict.loads else EXIT_FINDINGS), json.dumps(
+            {"file": path, "otp": otp, **verdict.to_dict()}, sort_keys=True)
+    if verdict.loads:
+        return EXIT_OK, f"{path}: loads on OTP {otp}"
+    return EXIT_FINDINGS, f"{path}: refused by OTP {otp}: {verdict.reason}"
+
+
+@app.command()
+def check(
+    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
+    otp: int = typer.Option(..., "--otp", help="The OTP release whose loader to model."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
+) -> None:
+    """Predict whether OTP's loader (erlang:prepare_loading/2) accepts each file."""
+    from .paths import iter_beam_paths
+
+    status = EXIT_OK
+    for path in iter_beam_paths(paths):
+        code, text = _check_one(path, otp, as_json)
+        typer.echo(text, err=(code == EXIT_BAD_INPUT))
+        status = max(status, code)
+    raise typer.Exit(status)
+
+
+# ---------------------------------------------------------------------------
 # show
 # ---------------------------------------------------------------------------
 
