@@ -177,9 +177,17 @@ def format_value(arg: Operand, value) -> str:
         return "nil"
     if t is bytes:
         return _fmt_bytes(value)
-    if isinstance(value, Atom):
-        return "{atom," + format_term(value) + "}"
+    if t is Atom:
+        try:
+            return _ATOM_TEXT[value]
+        except KeyError:
+            text = _ATOM_TEXT[value] = "{atom," + format_term(value) + "}"
+            return text
     return str(value)
+
+
+#: Display forms of atoms, shared by all modules (atoms recur across modules).
+_ATOM_TEXT: dict[str, str] = {}
 
 
 def json_value(arg: Operand, value):

@@ -48,9 +48,16 @@ def function_header(f) -> str:
     return head
 
 
-def function_text(f) -> str:
+# Within a module an instruction's resolved values depend only on its opcode and raw
+# operands, so their display forms are shared through a cache keyed by both (most
+# instructions recur: moves between the same registers, tests against the same atoms).
+
+def function_text(f, cache: dict | None = None) -> str:
+    if cache is None:
+        cache = {}
     out = [function_header(f)]
     append = out.append
+    get = cache.get
     for ins in f.instructions:
         op = ins.opcode
         if op == OP_LABEL:
@@ -60,7 +67,11 @@ def function_text(f) -> str:
             if loc is not None:
                 append(f"{_INDENT}; {loc.file}:{loc.line}")
         else:
-            append(_INDENT + ins.text)
+            key = (op, ins.args)
+            text = get(key)
+            if text is None:
+                text = cache[key] = _INDENT + ins.text
+            append(text)
     return "\n".join(out)
 
 
@@ -68,21 +79,41 @@ def module_text(m, functions=None) -> str:
     """The listing of a module (or of the given functions of it)."""
     funcs = m.functions if functions is None else functions
     parts = [f"module {m.name} ({m.file}): {len(m.functions)} functions"]
-    parts.extend(function_text(f) for f in funcs)
+    cache: dict = {}
+    parts.extend(function_text(f, cache) for f in funcs)
     return "\n\n".join(parts)
 
 
-def function_json(f) -> dict:
+def function_json(f, cache: dict | None = None) -> dict:
+    if cache is None:
+        cache = {}
+    get = cache.get
+    instructions = []
+    append = instructions.append
+    for ins in f.instructions:
+        op = ins.opcode
+        if op == OP_LABEL:
+            args = list(ins.values)
+        elif op == OP_LINE:
+            loc = ins.values[0]
+            args = [None if loc is None else f"{loc.file}:{loc.line}"]
+        else:
+            key = (op, ins.args)
+            args = get(key)
+            if args is None:
+                args = cache[key] = ins.json_args()
+        append({"op": ins.name, "args": args, "offset": ins.offset})
     return {
         "name": f.name,
         "arity": f.arity,
         "entry": f.entry,
         "lines": list(f.lines) if f.lines is not None else None,
-        "instructions": [{"op": ins.name, "args": ins.json_args(), "offset": ins.offset}
-                         for ins in f.instructions],
+        "instructions": instructions,
     }
 
 
 def module_json(m, functions=None) -> dict:
     funcs = m.functions if functions is None else functions
-    return {"module": m.name, "file": m.file, "functions": [function_json(f) for f in funcs]}
+    cache: dict = {}
+    return {"module": m.name, "file": m.file,
+            "functions": [function_json(f, cache) for f in funcs]}
