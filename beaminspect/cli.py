@@ -195,6 +195,52 @@ def disasm(
 
 
 # ---------------------------------------------------------------------------
+# diff
+# ---------------------------------------------------------------------------
+
+FORMATS = ("text", "json", "markdown")
+FAIL_ON = ("info", "warning", "error", "never")
+
+
+@app.command()
+def diff(
+    old: str = typer.Argument(..., help="The running version (.beam)."),
+    new: str = typer.Argument(..., help="The version to load (.beam)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
+    fail_on: str = typer.Option("error", "--fail-on",
+                                help="Exit 1 when a finding has this severity or higher "
+                                     "(info, warning, error, never)."),
+    otp: Optional[int] = typer.Option(None, "--otp", help="OTP release of the running system "
+                                      "(default: the release that compiled OLD)."),
+) -> None:
+    """Predict what hot-loading NEW over OLD changes and breaks."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+    if fail_on not in FAIL_ON:
+        raise typer.BadParameter(f"must be one of {', '.join(FAIL_ON)}", param_hint="--fail-on")
+    from .hotload import analyse, max_severity_at_least
+    from .module import load
+    from .render import diff_out
+
+    try:
+        a = load(old).decode_all()
+        b = load(new).decode_all()
+        report = analyse(a, b, running_otp=otp)
+    except BeamError as e:
+        report_error(e)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if fmt == "json":
+        from .render.json_out import dumps
+        typer.echo(dumps(diff_out.report_dict(report)))
+    elif fmt == "markdown":
+        typer.echo(diff_out.render_markdown(report))
+    else:
+        typer.echo(diff_out.render_text(report))
+    failed = fail_on != "never" and max_severity_at_least(report, fail_on)
+    raise typer.Exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------
 

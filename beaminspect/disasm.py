@@ -460,7 +460,11 @@ class _Resolver(dict):
             loc = None
         else:
             table = self.line_table
-            n = 0 if table is None else len(table.items) - 1
+            if table is None or table.version != 0:
+                # No usable Line chunk: the loader ignores line instructions.
+                self._locs[index] = None
+                return None
+            n = len(table.items) - 1
             if index > n:
                 raise FormatError(f"line index {index} out of range ({n} line items)")
             found = table.lookup(index)

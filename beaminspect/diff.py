@@ -1,0 +1,257 @@
+"""The semantic diff of two versions of a module.
+
+Functions are compared after normalisation (see :func:`normalise`): labels are
+renumbered within each function, atoms, literals, imports, local call targets and funs
+are compared by resolved value, and ``line`` instructions are set apart.  A change in
+one function therefore never marks the functions after it as changed, and a function
+whose only difference is its ``line`` information is classified ``line_only``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .disasm import ExtFunc, FunRef, Function, Label, Literal, LocalFunc, Loc, Reg
+from .module import BeamModule
+
+STATUSES = ("added", "removed", "changed", "line_only", "unchanged")
+
+#: Instructions that carry only source-location information.
+LINE_OPS = frozenset({"line", "executable_line", "debug_line"})
+
+
+def _norm_value(v, labels: dict):
+    t = type(v)
+    if t is Label:
+        return ("L", labels.get(v.number, ("outside", v.number)))
+    if t is Reg:
+        return (v.kind, v.index)  # inferred types are hints, not behaviour
+    if t is LocalFunc:
+        return ("local", v.name, v.arity)
+    if t is FunRef:
+        return ("fun", v.name, v.arity, v.num_free)
+    if t is Literal:
+        return ("lit", _freeze(v.value))
+    if t is ExtFunc:
+        return ("ext", v.module, v.function, v.arity)
+    if t is Loc:
+        return ("loc",)
+    if t is tuple or t is list:
+        return tuple(_norm_value(x, labels) for x in v)
+    if v is None:
+        return None
+    return _freeze(v)
+
+
+def _freeze(v):
+    """A hashable, type-exact key for a term (1 and 1.0 differ, lists and tuples differ)."""
+    t = type(v)
+    if t is list:
+        return ("list", tuple(_freeze(x) for x in v))
+    if t is tuple:
+        return ("tuple", tuple(_freeze(x) for x in v))
+    if t is float:
+        return ("float", v)
+    if t is bool:
+        return ("bool", v)
+    if t is int:
+        return ("int", v)
+    try:
+        hash(v)
+        return (t.__name__, v)
+    except TypeError:
+        return (t.__name__, repr(v))
+
+
+@dataclass(frozen=True)
+class NormalFunction:
+    """A function reduced to what a diff compares."""
+
+    body: tuple          # instructions without line information, labels renumbered
+    lines: tuple         # the (file, line) of each line instruction, in order
+
+
+def normalise(fn: Function) -> NormalFunction:
+    labels = {n: i for i, n in enumerate(fn.labels)}
+    body = []
+    lines = []
+    for ins in fn.instructions:
+        if ins.name in LINE_OPS:
+            lines.append(tuple(v for v in ins.values if type(v) is Loc))
+            continue
+        if ins.name == "label":
+            body.append(("label",))
+            continue
+        body.append((ins.name,) + tuple(_norm_value(v, labels) for v in ins.values))
+    return NormalFunction(tuple(body), tuple(lines))
+
+
+@dataclass(frozen=True)
+class FunctionDiff:
+    name: str
+    arity: int
+    status: str
+    old_entry: int | None
+    new_entry: int | None
+
+    @property
+    def mfa(self) -> str:
+        return f"{self.name}/{self.arity}"
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    function: str
+    old: int
+    new: int
+
+
+@dataclass(frozen=True)
+class ModuleDiff:
+    """Everything that differs between two versions of a module (findings are added by
+    :mod:`beaminspect.hotload`)."""
+
+    module: str
+    old_file: str
+    new_file: str
+    old_name: str
+    new_name: str
+    md5_old: bytes
+    md5_new: bytes
+    functions: tuple[FunctionDiff, ...]
+    exports_added: tuple[str, ...]
+    exports_removed: tuple[str, ...]
+    exports_kept: tuple[str, ...]
+    labels: tuple[LabelChange, ...]
+    lambdas_added: tuple[str, ...]
+    lambdas_removed: tuple[str, ...]
+    lambdas_changed: tuple[str, ...]
+    lambdas_invalidated: tuple[str, ...]
+    imports_added: tuple[str, ...]
+    imports_removed: tuple[str, ...]
+    attributes: dict = field(default_factory=dict)
+    compile_options: dict = field(default_factory=dict)
+    literals: dict = field(default_factory=dict)
+    strings_changed: bool = False
+    chunks_changed: tuple[str, ...] = ()
+
+    @property
+    def reload_needed(self) -> bool:
+        """False when the MD5 is equal: only Line, Attr, CInf, Dbgi or Docs changed, and
+        the running code already is this code."""
+        return self.md5_old != self.md5_new
+
+    def by_status(self, status: str) -> tuple[str, ...]:
+        return tuple(f.mfa for f in self.functions if f.status == status)
+
+    @property
+    def changed_functions(self) -> frozenset[str]:
+        return frozenset(f.mfa for f in self.functions if f.status in ("changed", "removed"))
+
+
+def hand_set_vsn(m: BeamModule) -> bool:
+    """True when the module has a ``-vsn`` of its own (the default is its MD5 as an integer)."""
+    v = m.vsn
+    return v is not None and v != [int.from_bytes(m.md5, "big")]
+
+
+def _fa(e) -> str:
+    return f"{e.name}/{e.arity}"
+
+
+def lambda_key(lam) -> str:
+    return f"{lam.name}/{lam.arity}"
+
+
+def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
+    """Compare two versions of a module (both are fully decoded; BeamError propagates)."""
+    old_fns = {f.mfa: f for f in old.functions}
+    new_fns = {f.mfa: f for f in new.functions}
+    fdiffs: list[FunctionDiff] = []
+    normal_cache: dict = {}
+
+    def norm(side, fn):
+        key = (side, fn.mfa)
+        if key not in normal_cache:
+            normal_cache[key] = normalise(fn)
+        return normal_cache[key]
+
+    for mfa, fo in old_fns.items():
+        fn = new_fns.get(mfa)
+        if fn is None:
+            fdiffs.append(FunctionDiff(fo.name, fo.arity, "removed", fo.entry, None))
+            continue
+        a, b = norm("old", fo), norm("new", fn)
+        if a.body != b.body:
+            status = "changed"
+        elif a.lines != b.lines:
+            status = "line_only"
+        else:
+            status = "unchanged"
+        fdiffs.append(FunctionDiff(fo.name, fo.arity, status, fo.entry, fn.entry))
+    for mfa, fn in new_fns.items():
+        if mfa not in old_fns:
+            fdiffs.append(FunctionDiff(fn.name, fn.arity, "added", None, fn.entry))
+
+    old_exp = {_fa(e): e.label for e in old.exports}
+    new_exp = {_fa(e): e.label for e in new.exports}
+    labels = tuple(LabelChange(k, old_exp[k], new_exp[k]) for k in sorted(old_exp)
+                   if k in new_exp)
+
+    status_of = {f.mfa: f.status for f in fdiffs}
+    old_l = {lambda_key(l): l for l in old.lambdas}
+    new_l = {lambda_key(l): l for l in new.lambdas}
+    lam_changed = tuple(sorted(k for k in old_l if k in new_l and
+                               (status_of.get(k) in ("changed",) or
+                                old_l[k].num_free != new_l[k].num_free)))
+    md5_differs = old.md5 != new.md5
+    invalidated = tuple(sorted(old_l)) if md5_differs else ()
+
+    old_imp = {str(i) for i in old.imports}
+    new_imp = {str(i) for i in new.imports}
+
+    attrs = {}
+    if hand_set_vsn(old) or hand_set_vsn(new):
+        if old.vsn != new.vsn:
+            attrs["vsn"] = {"old": old.vsn, "new": new.vsn}
+    for key, get in ( ("behaviours", lambda m: sorted(m.behaviours)),
+                     ("on_load", lambda m: m.on_load), ("nifs", lambda m: sorted(m.nifs))):
+        a, b = get(old), get(new)
+        if a != b:
+            attrs[key] = {"old": a, "new": b}
+
+    opts = {}
+    if old.compile_options != new.compile_options:
+        opts = {"old": old.compile_options, "new": new.compile_options}
+
+    old_lits = {_freeze(v) for v in old.literals}
+    new_lits = {_freeze(v) for v in new.literals}
+    lits = {"old_count": len(old.literals), "new_count": len(new.literals),
+            "added": len(new_lits - old_lits), "removed": len(old_lits - new_lits)}
+
+    chunk_changes = []
+    for cid in sorted(set(old.chunk_ids) | set(new.chunk_ids)):
+        if old.raw_chunk(cid) != new.raw_chunk(cid):
+            chunk_changes.append(cid)
+
+    return ModuleDiff(
+        module=new.name, old_file=old.file, new_file=new.file,
+        old_name=old.name, new_name=new.name,
+        md5_old=old.md5, md5_new=new.md5,
+        functions=tuple(sorted(fdiffs, key=lambda f: (STATUSES.index(f.status), f.name, f.arity))),
+        exports_added=tuple(sorted(set(new_exp) - set(old_exp))),
+        exports_removed=tuple(sorted(set(old_exp) - set(new_exp))),
+        exports_kept=tuple(sorted(set(old_exp) & set(new_exp))),
+        labels=labels,
+        lambdas_added=tuple(sorted(set(new_l) - set(old_l))),
+        lambdas_removed=tuple(sorted(set(old_l) - set(new_l))),
+        lambdas_changed=lam_changed,
+        lambdas_invalidated=invalidated,
+        imports_added=tuple(sorted(new_imp - old_imp)),
+        imports_removed=tuple(sorted(old_imp - new_imp)),
+        attributes=attrs,
+        compile_options=opts,
+        literals=lits,
+        strings_changed=old.strings != new.strings,
+        chunks_changed=tuple(chunk_changes),
+    )

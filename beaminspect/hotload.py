@@ -1,0 +1,403 @@
+"""What a hot load and the purge after it will do, predicted from the two files.
+
+The model (checked against the running VM by the test suite; see the README):
+
+* ``code:load_file/1`` makes the new version current and the running one old; the
+  purge then kills every process whose program counter, return addresses or catch
+  frames still point into the old instance.
+* A process moves to new code only on an external call (``M:F(...)``).  A receive loop
+  closed by local calls therefore never leaves the old code: the purge kills it.  A loop
+  that re-enters through ``?MODULE:loop(...)`` moves on its next message; one that got
+  no message between the load and the purge is still in the old code and is killed.
+* A process blocked in a non-tail call made from old code (a receive in a callee,
+  ``gen_server:call``, ``timer:sleep``...) has a return address into the old code.
+* Funs created by the old instance raise ``badfun`` once it is purged, unless the new
+  file has the same MD5.  ``fun M:F/A`` always runs the current code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .diff import ModuleDiff, diff_modules, hand_set_vsn
+from .disasm import ExtFunc, Function, LocalFunc
+from .module import BeamModule
+from .opcodes import MAX_OPCODE_BY_RELEASE
+
+SEVERITIES = ("info", "warning", "error")
+
+#: Finding kinds, their default severity and what they mean (the README's table).
+KINDS = {
+    "purge_kills_local_loop": ("error", "a receive loop closed by local calls: the purge kills its processes"),
+    "purge_kills_idle_external_loop": ("warning", "a loop re-entered through an external call: processes that get no message between load and purge are killed"),
+    "purge_kills_blocked_call": ("warning", "a non-tail blocking call: processes waiting in it at the purge are killed"),
+    "stale_code_in_loop": ("warning", "a changed function reached only by local calls from a long-running loop keeps running old code"),
+    "export_removed": ("error", "an export was removed or its arity changed: external callers get undef"),
+    "fun_invalidated": ("warning", "funs created by the old code raise badfun after the purge"),
+    "state_change_without_code_change": ("error", "the state shape of a behaviour module changed and no code_change is exported"),
+    "callbacks_changed_without_code_change": ("warning", "init or callbacks of a behaviour module changed (no debug info to compare records) and no code_change is exported"),
+    "vsn_not_bumped": ("warning", "code_change is exported but the hand-set -vsn did not change"),
+    "on_load_changed": ("warning", "the on_load function was added, changed or removed"),
+    "nif_changed": ("error", "a NIF module changed: a NIF library without an upgrade callback cannot be loaded twice"),
+    "opcode_too_new": ("error", "the new file uses opcodes the running release's loader does not know"),
+    "module_name_differs": ("error", "the two files define different modules"),
+    "reload_not_needed": ("info", "the MD5 is unchanged: loading would not change the running code"),
+}
+
+#: External calls that block the calling process until something else happens.
+BLOCKING_CALLS = frozenset({
+    ("gen_server", "call", 2), ("gen_server", "call", 3), ("gen_server", "multi_call", 2),
+    ("gen_server", "multi_call", 3), ("gen_server", "multi_call", 4),
+    ("gen_statem", "call", 2), ("gen_statem", "call", 3),
+    ("gen_event", "call", 3), ("gen_event", "call", 4), ("gen_event", "sync_notify", 2),
+    ("gen", "call", 3), ("gen", "call", 4),
+    ("timer", "sleep", 1),
+    ("supervisor", "start_child", 2), ("supervisor", "terminate_child", 2),
+    ("supervisor", "restart_child", 2), ("supervisor", "delete_child", 2),
+    ("supervisor", "which_children", 1), ("supervisor", "count_children", 1),
+    ("rpc", "call", 4), ("rpc", "call", 5), ("erpc", "call", 4), ("erpc", "call", 5),
+    ("io", "get_line", 1), ("io", "get_line", 2), ("io", "get_chars", 2), ("io", "get_chars", 3),
+    ("io", "read", 1), ("io", "read", 2),
+    ("proc_lib", "start", 3), ("proc_lib", "start", 4), ("proc_lib", "start_link", 3),
+    ("proc_lib", "start_link", 4),
+    ("global", "trans", 2), ("global", "trans", 3), ("global", "trans", 4),
+})
+
+RECEIVE_OPS = frozenset({"loop_rec", "wait", "wait_timeout"})
+LOCAL_CALLS = frozenset({"call", "call_last", "call_only"})
+EXT_CALLS = frozenset({"call_ext", "call_ext_last", "call_ext_only"})
+
+_LAMBDA_NAME = re.compile(r"^-(.+)/(\d+)-(?:fun|lc|lbc|blc)?-?\d+-$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    function: str | None
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "severity": self.severity, "function": self.function,
+                "message": self.message}
+
+
+@dataclass(frozen=True)
+class HotLoadReport:
+    """A module diff and the findings predicted for loading ``new`` over ``old``."""
+
+    diff: ModuleDiff
+    findings: tuple[Finding, ...]
+    # Functions where the purge kills processes (for testing against the VM):
+    local_loops: frozenset[str]
+    external_loops: frozenset[str]
+    blocking_calls: frozenset[str]
+    mixed_loops: frozenset[str] = frozenset()
+
+    def worst(self) -> str | None:
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=SEVERITIES.index)
+
+
+# ---------------------------------------------------------------------------
+# Call-graph facts of one version
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Facts:
+    receives: frozenset[str]
+    local_edges: dict            # mfa -> set of local callee mfas (any call kind)
+    self_ext_edges: dict         # mfa -> set of own-module external callee mfas
+    nontail_blocking: dict       # mfa -> list of what it blocks in (display)
+    hibernates: frozenset[str]
+
+
+def _facts(m: BeamModule) -> _Facts:
+    receives, hib = set(), set()
+    local_edges: dict[str, set] = {}
+    ext_edges: dict[str, set] = {}
+    nontail_local: dict[str, set] = {}
+    nontail_ext: dict[str, list] = {}
+    for fn in m.functions:
+        mfa = fn.mfa
+        le, ee, nl, ne = set(), set(), set(), []
+        for ins in fn.instructions:
+            name = ins.name
+            if name in RECEIVE_OPS:
+                receives.add(mfa)
+            elif name in LOCAL_CALLS:
+                for v in ins.values:
+                    if type(v) is LocalFunc:
+                        le.add(f"{v.name}/{v.arity}")
+                        if name == "call":
+                            nl.add(f"{v.name}/{v.arity}")
+            elif name in EXT_CALLS:
+                for v in ins.values:
+                    if type(v) is ExtFunc:
+                        if v.module == m.name:
+                            ee.add(f"{v.function}/{v.arity}")
+                        if (v.module, v.function) in (("erlang", "hibernate"),
+                                                      ("proc_lib", "hibernate")):
+                            hib.add(mfa)
+                        if name == "call_ext" and (v.module, v.function, v.arity) in BLOCKING_CALLS:
+                            ne.append(f"{v.module}:{v.function}/{v.arity}")
+        local_edges[mfa] = le
+        ext_edges[mfa] = ee
+        nontail_local[mfa] = nl
+        nontail_ext[mfa] = ne
+    # A function blocks when it receives, or calls (in any position) something that blocks.
+    blocks = set(receives) | {f for f, ne in nontail_ext.items() if ne}
+    changed = True
+    while changed:
+        changed = False
+        for f, callees in local_edges.items():
+            if f not in blocks and callees & blocks:
+                blocks.add(f)
+                changed = True
+    nontail_blocking: dict[str, list] = {}
+    for f in local_edges:
+        what = list(nontail_ext[f]) + sorted(c for c in nontail_local[f] if c in blocks)
+        if what:
+            nontail_blocking[f] = what
+    return _Facts(frozenset(receives), local_edges, ext_edges, nontail_blocking, frozenset(hib))
+
+
+def _reach(edges: dict, start: str) -> set:
+    seen, todo = set(), [start]
+    while todo:
+        f = todo.pop()
+        for g in edges.get(f, ()):
+            if g not in seen:
+                seen.add(g)
+                todo.append(g)
+    return seen
+
+
+def _enclosing(lambda_name: str) -> str | None:
+    m = _LAMBDA_NAME.match(lambda_name)
+    return f"{m.group(1)}/{m.group(2)}" if m else None
+
+
+def _otp_release_of(m: BeamModule) -> int | None:
+    """The OTP release whose compiler built the file (from CInf's compiler version)."""
+    v = m.compiler_version
+    if not v:
+        return None
+    try:
+        parts = tuple(int(x) for x in v.split(".")[:2])
+    except ValueError:
+        return None
+    table = [((9, 0), 28), ((8, 5), 27), ((8, 3), 26), ((8, 2), 25), ((8, 0), 24), ((7, 6), 23),
+             ((7, 4), 22), ((7, 2), 21), ((7, 1), 20)]
+    for ver, rel in table:
+        if parts >= ver:
+            return rel
+    return None
+
+
+def _records(m: BeamModule) -> dict | None:
+    """Record shapes (field names in order) from the debug info, or None without it."""
+    try:
+        forms = m.abstract_code
+    except Exception:  # noqa: BLE001 - unreadable debug info means "no record facts"
+        return None
+    if forms is None:
+        return None
+    out = {}
+    for f in forms:
+        if isinstance(f, tuple) and len(f) == 4 and f[0] == "attribute" and f[2] == "record":
+            rec = f[3]
+            if isinstance(rec, tuple) and len(rec) == 2 and isinstance(rec[1], list):
+                out[str(rec[0])] = tuple(_field_name(x) for x in rec[1])
+    return out
+
+
+def _field_name(field):
+    if isinstance(field, tuple) and field and field[0] == "typed_record_field":
+        field = field[1]
+    if isinstance(field, tuple) and len(field) >= 3 and field[0] == "record_field":
+        name = field[2]
+        if isinstance(name, tuple) and len(name) == 3 and name[0] == "atom":
+            return str(name[2])
+    return repr(field)
+
+
+# ---------------------------------------------------------------------------
+# The analysis
+# ---------------------------------------------------------------------------
+
+def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
+            severities: dict | None = None) -> HotLoadReport:
+    """Diff ``old`` and ``new`` and predict what loading ``new`` over ``old`` does.
+
+    ``running_otp``: the OTP release of the running system (default: the release whose
+    compiler built ``old``).  ``severities``: overrides of the default severity per kind.
+    """
+    d = diff_modules(old, new)
+    sev = {k: v[0] for k, v in KINDS.items()}
+    if severities:
+        sev.update(severities)
+    out: list[Finding] = []
+
+    def add(kind, function, message, severity=None):
+        s = severity if severity is not None and kind not in (severities or {}) else \
+            sev.get(kind, "warning")
+        if s != "off":
+            out.append(Finding(kind, s, function, message))
+
+    if old.name != new.name:
+        add("module_name_differs", None,
+            f"the old file defines {old.name}, the new one {new.name}: "
+            "load_module would load a different module")
+
+    release = running_otp or _otp_release_of(old)
+    if release is not None and release in MAX_OPCODE_BY_RELEASE:
+        limit = MAX_OPCODE_BY_RELEASE[release]
+        if new.code_header.max_opcode > limit:
+            add("opcode_too_new", None,
+                f"the new file uses opcode {new.code_header.max_opcode}, OTP {release}'s loader "
+                f"knows up to {limit}: loading fails (compiled for a later release)")
+
+    if not d.reload_needed:
+        add("reload_not_needed", None,
+            "the MD5 is unchanged (only " + (", ".join(d.chunks_changed) or "nothing") +
+            " differs): the running code already is this code")
+
+    of = _facts(old)
+    changed = d.changed_functions
+    local_loops, ext_loops, blocked, mixed_loops = set(), set(), set(), set()
+
+    for f in sorted(of.receives):
+        reach_local = _reach(of.local_edges, f)
+        if f in of.hibernates:
+            continue
+        # Does the loop also come back through an external call to this module?
+        back = {g for g in [f] + sorted(reach_local) if of.self_ext_edges.get(g)}
+        reenters = any(f in of.self_ext_edges.get(g, ()) or
+                       f in _reach(of.local_edges, h)
+                       for g in back for h in of.self_ext_edges.get(g, ()))
+        if f in reach_local and reenters:
+            local_loops.add(f)
+            mixed_loops.add(f)
+            add("purge_kills_local_loop", f,
+                f"{f} receives in a loop closed by local calls; only the branches that "
+                f"re-enter through ?MODULE:{f.split('/')[0]}(...) reach the new code: a process "
+                "that takes a local branch between the load and the purge is killed")
+        elif f in reach_local:
+            local_loops.add(f)
+            add("purge_kills_local_loop", f,
+                f"{f} receives in a loop closed by local calls: processes running it never "
+                "leave the old code and the purge kills them (re-enter through "
+                f"?MODULE:{f.split('/')[0]}(...), or use soft_purge and restart them)")
+        else:
+            if reenters:
+                ext_loops.add(f)
+                add("purge_kills_idle_external_loop", f,
+                    f"{f} re-enters through an external call: its processes move to the new "
+                    "code on their next message; any that receive nothing between the load "
+                    "and the purge are killed")
+            else:
+                blocked.add(f)
+                add("purge_kills_blocked_call", f,
+                    f"{f} waits in a receive: a process waiting there at the purge is killed")
+    for f, what in sorted(of.nontail_blocking.items()):
+        if f in local_loops or f in ext_loops or f in blocked:
+            continue
+        blocked.add(f)
+        state = "changed" if f in changed else "unchanged"
+        add("purge_kills_blocked_call", f,
+            f"{f} ({state}) waits in {', '.join(what[:3])} and then returns into old code: "
+            "processes blocked there at the purge are killed")
+
+    loops = local_loops | ext_loops
+    if loops and changed:
+        # Changed functions reached from a loop only by local calls keep running old code.
+        for loop in sorted(loops):
+            for g in sorted(_reach(of.local_edges, loop) & changed):
+                if g == loop:
+                    continue
+                if loop in local_loops:
+                    add("stale_code_in_loop", g,
+                        f"{g} changed but processes in {loop} reach it only by local calls: "
+                        "they run the old version until the purge kills them")
+                else:
+                    add("stale_code_in_loop", g,
+                        f"{g} changed but processes in {loop} reach it only by local calls: "
+                        "they run the old version until their next message re-enters "
+                        f"{loop} through an external call", severity="info")
+
+    for e in d.exports_removed:
+        name = e.rsplit("/", 1)[0]
+        others = [x for x in d.exports_added if x.rsplit("/", 1)[0] == name]
+        hint = f" (now {', '.join(others)})" if others else ""
+        add("export_removed", e,
+            f"export {old.name}:{e} is gone{hint}: external calls to it raise undef after the load")
+
+    if d.reload_needed and d.lambdas_invalidated:
+        by_fn: dict[str, list] = {}
+        for lam in d.lambdas_invalidated:
+            by_fn.setdefault(_enclosing(lam.rsplit("/", 1)[0]) or lam, []).append(lam)
+        for fn, lams in sorted(by_fn.items()):
+            add("fun_invalidated", fn,
+                f"{len(lams)} fun(s) created by {fn} in the old code raise badfun once it is "
+                "purged (the module MD5 changed); use fun M:F/A for funs that outlive a load")
+
+    behaviours = set(new.behaviours) | set(old.behaviours)
+    gen = behaviours & {"gen_server", "gen_statem", "gen_event"}
+    if gen and d.reload_needed:
+        cc_arity = 4 if "gen_statem" in gen else 3
+        has_cc = any(e.name == "code_change" and e.arity == cc_arity for e in new.exports)
+        ro, rn = _records(old), _records(new)
+        if ro is not None and rn is not None:
+            changed_recs = sorted(k for k in set(ro) | set(rn) if ro.get(k) != rn.get(k))
+            if changed_recs and not has_cc:
+                add("state_change_without_code_change", None,
+                    f"record(s) {', '.join('#' + r for r in changed_recs)} changed in a "
+                    f"{'/'.join(sorted(gen))} module without an exported code_change/{cc_arity}: "
+                    "running processes keep their old state shape")
+        else:
+            cbs = {"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
+                   "handle_event/4", "handle_event/2", "callback_mode/0"}
+            touched = sorted(cbs & changed)
+            if touched and not has_cc:
+                add("callbacks_changed_without_code_change", None,
+                    f"{', '.join(touched)} changed in a {'/'.join(sorted(gen))} module with no "
+                    f"debug info to compare state records, and no code_change/{cc_arity} is exported")
+        vsn_old, vsn_new = old.vsn, new.vsn
+        hand_set = hand_set_vsn(new)
+        if has_cc and hand_set and vsn_old == vsn_new:
+            add("vsn_not_bumped", f"code_change/{cc_arity}",
+                f"code_change/{cc_arity} is exported but -vsn stays {vsn_new!r}: the appup's "
+                "code_change receives the same version it upgrades to")
+
+    if "on_load" in d.attributes or (old.on_load and f"{old.on_load[0]}/{old.on_load[1]}" in changed):
+        a = d.attributes.get("on_load")
+        what = (f"on_load changes ({_fa(a['old'])} -> {_fa(a['new'])})" if a else
+                f"the on_load function {_fa(old.on_load)} changed")
+        add("on_load_changed", _fa(new.on_load) if new.on_load else None,
+            f"{what}: the new code becomes current only if it returns ok; if it fails, the "
+            "load fails and the old code stays current")
+
+    def is_nif(m):
+        return bool(m.nifs) or any(i.module == "erlang" and i.function == "load_nif"
+                                   for i in m.imports) or any(
+            ins.name == "nif_start" for fn in m.functions for ins in fn.instructions[:4])
+
+    if d.reload_needed and (is_nif(old) or is_nif(new)):
+        add("nif_changed", None,
+            "a NIF module changed: the NIF library is loaded again by the new code, which "
+            "fails unless the library has an upgrade callback")
+
+    return HotLoadReport(d, tuple(out), frozenset(local_loops), frozenset(ext_loops),
+                         frozenset(blocked), frozenset(mixed_loops))
+
+
+def _fa(v) -> str:
+    return "none" if not v else f"{v[0]}/{v[1]}"
+
+
+def max_severity_at_least(report: HotLoadReport, threshold: str) -> bool:
+    t = SEVERITIES.index(threshold)
+    return any(SEVERITIES.index(f.severity) >= t for f in report.findings)

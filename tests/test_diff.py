@@ -1,0 +1,216 @@
+"""The module diff and the hot-load findings on the bundled pairs (no Erlang needed),
+plus normalisation checks on the OTP corpus and on modules compiled at test time."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+import beaminspect
+from beaminspect.cli import app
+from beaminspect.diff import diff_modules
+from beaminspect.hotload import KINDS, analyse
+from corpus import SAMPLES
+from otp import OTP_BEAMS, needs_erl
+
+PAIRS = os.path.join(SAMPLES, "pairs")
+runner = CliRunner()
+
+
+def pair(name):
+    d = os.path.join(PAIRS, name)
+    v1 = [f for f in os.listdir(os.path.join(d, "v1")) if f.endswith(".beam")][0]
+    v2 = [f for f in os.listdir(os.path.join(d, "v2")) if f.endswith(".beam")][0]
+    return os.path.join(d, "v1", v1), os.path.join(d, "v2", v2)
+
+
+def report(name):
+    a, b = pair(name)
+    return analyse(beaminspect.load(a), beaminspect.load(b))
+
+
+def kinds(r):
+    return {(f.kind, f.function) for f in r.findings}
+
+
+def test_one_changed_function_does_not_mark_the_others():
+    r = report("local_loop_killed")
+    assert r.diff.by_status("changed") == ("describe/0",)
+    assert not r.diff.by_status("added") and not r.diff.by_status("removed")
+    assert ("purge_kills_local_loop", "loop/1") in kinds(r)
+
+
+def test_comment_only_edit_keeps_md5_and_is_line_only():
+    r = report("identical_md5")
+    d = r.diff
+    assert not d.reload_needed and d.md5_old == d.md5_new
+    assert d.by_status("changed") == ()
+    assert len(d.by_status("line_only")) >= 1
+    assert set(d.chunks_changed) <= {"Line", "Attr", "CInf", "Dbgi", "Docs"}
+    assert ("reload_not_needed", None) in kinds(r)
+    assert d.lambdas_invalidated == ()
+
+
+def test_recompile_without_change_is_unchanged():
+    d = report("no_change_recompile").diff
+    assert not d.reload_needed
+    assert d.by_status("changed") == d.by_status("line_only") == ()
+
+
+def test_export_removed_and_arity_change():
+    r = report("export_removed")
+    assert set(r.diff.exports_removed) == {"api/1", "old_api/0"}
+    assert "api/2" in r.diff.exports_added
+    assert {("export_removed", "api/1"), ("export_removed", "old_api/0")} <= kinds(r)
+
+
+def test_funs_invalidated_when_md5_changes():
+    r = report("fun_badfun")
+    assert r.diff.reload_needed
+    assert len(r.diff.lambdas_invalidated) == len(beaminspect.load(pair("fun_badfun")[0]).lambdas)
+    assert {f.function for f in r.findings if f.kind == "fun_invalidated"} >= {"adder/1",
+                                                                               "constant/0"}
+
+
+def test_gen_server_state_change_without_code_change():
+    assert any(f.kind == "state_change_without_code_change"
+               for f in report("gen_server_state_change").findings)
+    ok = report("gen_server_code_change_ok")
+    assert not any(f.kind in ("state_change_without_code_change", "vsn_not_bumped")
+                   for f in ok.findings)
+    assert any(f.kind == "vsn_not_bumped" for f in report("vsn_not_bumped").findings)
+
+
+def test_on_load_and_nif():
+    assert any(f.kind == "on_load_changed" for f in report("on_load_changed").findings)
+    assert any(f.kind == "nif_changed" for f in report("nif_changed").findings)
+
+
+def test_pure_library_change_has_no_process_findings():
+    r = report("pure_library_change")
+    assert r.diff.by_status("changed") == ("slug/1",)
+    assert not [f for f in r.findings if f.severity in ("warning", "error")]
+
+
+def test_blocked_calls_and_stale_code():
+    r = report("blocked_in_call")
+    assert {"wait/0", "nap/0", "ask/1"} <= set(r.blocking_calls)
+    r = report("changed_only_unreachable")
+    assert ("stale_code_in_loop", "format/1") in kinds(r)
+
+
+def test_module_name_differs():
+    a = beaminspect.load(pair("fun_badfun")[0])
+    b = beaminspect.load(pair("local_loop_killed")[0])
+    assert any(f.kind == "module_name_differs" for f in analyse(a, b).findings)
+
+
+def test_opcode_too_new_for_the_running_release():
+    a, b = pair("pure_library_change")
+    r = analyse(beaminspect.load(a), beaminspect.load(b), running_otp=20)
+    assert any(f.kind == "opcode_too_new" for f in r.findings)
+    r = analyse(beaminspect.load(a), beaminspect.load(b), running_otp=25)
+    assert not any(f.kind == "opcode_too_new" for f in r.findings)
+
+
+def test_severity_overrides():
+    a, b = pair("local_loop_killed")
+    r = analyse(beaminspect.load(a), beaminspect.load(b),
+                severities={"purge_kills_local_loop": "info", "fun_invalidated": "off"})
+    assert {f.severity for f in r.findings if f.kind == "purge_kills_local_loop"} == {"info"}
+    assert not any(f.kind == "fun_invalidated" for f in r.findings)
+
+
+def test_every_finding_has_a_known_kind_and_severity():
+    for name in os.listdir(PAIRS):
+        for f in report(name).findings:
+            assert f.kind in KINDS and f.severity in ("info", "warning", "error")
+            assert f.message and "\n" not in f.message
+
+
+@pytest.mark.parametrize("path", OTP_BEAMS[::7])
+def test_self_diff_is_all_unchanged(path):
+    m1, m2 = beaminspect.load(path), beaminspect.load(path)
+    d = diff_modules(m1, m2)
+    assert not d.reload_needed
+    assert {f.status for f in d.functions} <= {"unchanged"}
+    assert d.exports_removed == d.exports_added == ()
+
+
+# -- CLI ------------------------------------------------------------------------
+
+def test_cli_json_schema_and_exit_codes():
+    a, b = pair("local_loop_killed")
+    r = runner.invoke(app, ["diff", a, b, "--format", "json"])
+    assert r.exit_code == 1, r.output       # an error-severity finding, default --fail-on error
+    obj = json.loads(r.stdout)
+    for key in ("module", "md5", "reload_needed", "exports", "labels", "functions", "lambdas",
+                "imports", "findings"):
+        assert key in obj
+    assert set(obj["functions"]) == {"added", "removed", "changed", "line_only", "unchanged"}
+    assert set(obj["exports"]) == {"added", "removed", "kept"}
+    assert set(obj["lambdas"]) == {"added", "removed", "changed", "invalidated"}
+    assert obj["findings"][0].keys() == {"kind", "severity", "function", "message"}
+    assert obj["md5"]["old"] == beaminspect.load(a).md5.hex()
+    assert runner.invoke(app, ["diff", a, b, "--fail-on", "never"]).exit_code == 0
+    a, b = pair("pure_library_change")
+    assert runner.invoke(app, ["diff", a, b]).exit_code == 0
+    assert runner.invoke(app, ["diff", a, b, "--fail-on", "info"]).exit_code in (0, 1)
+
+
+def test_cli_markdown_and_text():
+    a, b = pair("export_removed")
+    md = runner.invoke(app, ["diff", a, b, "--format", "markdown"])
+    assert md.exit_code == 1 and "| severity | kind | function | message |" in md.stdout
+    txt = runner.invoke(app, ["diff", a, b])
+    assert "Findings" in txt.stdout and "export_removed" in txt.stdout
+
+
+def test_cli_bad_input_exit_2(tmp_path):
+    bad = tmp_path / "x.beam"
+    bad.write_bytes(b"nope")
+    a, _ = pair("export_removed")
+    r = runner.invoke(app, ["diff", a, str(bad)])
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"beaminspect: {bad}: ")
+
+
+# -- label shifts, compiled at test time ---------------------------------------
+
+SRC_V1 = """-module(shift).
+-export([a/0, b/1, c/2]).
+a() -> {ok, b(1)}.
+b(X) -> lists:reverse([X, 2, 3]).
+c(X, Y) -> case X of 1 -> Y; _ -> {X, Y} end.
+"""
+SRC_V2 = """-module(shift).
+-export([a/0, b/1, c/2, new/0]).
+
+new() -> [fun(Z) -> Z end, 7].
+
+
+a() -> {ok, b(1)}.
+b(X) -> lists:reverse([X, 2, 3]).
+c(X, Y) -> case X of 1 -> Y; _ -> {X, Y, extra} end.
+"""
+
+
+@needs_erl
+@pytest.mark.otp
+def test_inserted_function_shifts_labels_but_not_status(tmp_path):
+    out = {}
+    for tag, src in (("v1", SRC_V1), ("v2", SRC_V2)):
+        d = tmp_path / tag
+        d.mkdir()
+        (d / "shift.erl").write_text(src)
+        subprocess.run([shutil.which("erlc"), "-o", str(d), str(d / "shift.erl")], check=True)
+        out[tag] = beaminspect.load(str(d / "shift.beam"))
+    d = diff_modules(out["v1"], out["v2"])
+    assert d.by_status("added") == ("-new/0-fun-0-/1", "new/0")
+    assert d.by_status("changed") == ("c/2",)
+    assert set(d.by_status("line_only")) >= {"a/0", "b/1"}
+    moved = {c.function: (c.old, c.new) for c in d.labels}
+    assert moved["a/0"][0] != moved["a/0"][1]   # entry labels did move
