@@ -1,0 +1,593 @@
+"""Comparing two releases: what an upgrade from OLD to NEW changes and breaks.
+
+:func:`compare_releases` opens both releases, matches modules by name and sorts them
+into added, removed, changed and unchanged.  Identical files are recognised from their
+bytes (``ModuleSource.content_hash``) and never parsed; files that differ are parsed and
+compared by module MD5 (an equal MD5 is unchanged: no reload needed).  Each changed
+module gets its hot-load report (:func:`beaminspect.hotload.analyse`); then come the
+findings that need the whole new release (calls to functions that do not exist, load
+order, modules that moved) and the appup checks (:mod:`beaminspect.appup`).
+
+Calls are checked where the upgrade can change them: every call made by an added or
+changed module into an added or changed module, new calls into unchanged modules, and
+the calls of unchanged modules into modules that lost exports or were removed.  A call
+between two byte-identical modules was there before the upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import module as _module
+from .errors import BeamError, format_error
+from .hotload import KINDS as HOTLOAD_KINDS, SEVERITIES, HotLoadReport, analyse
+from .policy import Policy
+from .release import Release, open_release
+
+__all__ = ["KINDS", "GateFinding", "ModuleChange", "ModuleFacts", "GateReport",
+           "compare_releases", "severity_at_least"]
+
+#: Finding kinds of the release comparison, their default severity and meaning.
+KINDS = {
+    "undef_after_upgrade": ("error", "a call to a function that the new release does not export (or to a removed module)"),
+    "export_removed_still_called": ("error", "an export removed by a changed module is still called by another module of the new release"),
+    "load_order": ("warning", "a new call into a module changed in the same upgrade: load the callee first (DepMods)"),
+    "module_moved_app": ("warning", "a module moved to another application"),
+    "duplicate_module": ("error", "the same module name twice in a release"),
+    "unreadable_module": ("error", "a .beam file of the release could not be read"),
+    "module_file_mismatch": ("error", "a .beam file defines a module other than its file name says"),
+    "app_vsn_not_bumped": ("warning", "modules of an application changed but its version did not: release_handler will not upgrade it"),
+    "release_warning": ("info", "the release reader noticed something unusual (see the message)"),
+}
+
+#: Modules that are never part of a release under check (BIFs and the runtime).
+ALWAYS_EXTERNAL = frozenset({"erlang", "erts_internal", "init", "prim_file", "prim_inet",
+                             "zlib", "erl_prim_loader", "prim_eval", "atomics", "counters",
+                             "persistent_term", "erts_code_purger", "erl_tracer"})
+
+STATUS_ORDER = ("added", "removed", "changed", "unchanged")
+
+
+@dataclass(frozen=True)
+class GateFinding:
+    """A finding of the release comparison.  ``function`` is ``mod:fun/arity`` for
+    findings about one function; ``location`` is the file to point at (a beam or an
+    appup), ``app`` the application concerned."""
+
+    kind: str
+    severity: str
+    module: str | None
+    function: str | None
+    message: str
+    location: str | None = None
+    app: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "severity": self.severity, "module": self.module,
+                "function": self.function, "message": self.message,
+                "location": self.location, "app": self.app}
+
+
+@dataclass(frozen=True)
+class ModuleFacts:
+    """What the cross-module checks need to know of one module version."""
+
+    name: str
+    exports: frozenset           # "f/a"
+    imports: tuple               # (module, function, arity)
+    behaviours: tuple = ()
+
+    def exports_fa(self, fa: str) -> bool:
+        return fa in self.exports
+
+
+@dataclass(frozen=True)
+class ModuleChange:
+    """One module name of either release and what happened to it."""
+
+    name: str
+    status: str                          # added, removed, changed, unchanged
+    old_app: str | None = None
+    new_app: str | None = None
+    old_path: str | None = None
+    new_path: str | None = None
+    bytes_identical: bool = False        # unchanged without being parsed
+    report: HotLoadReport | None = None  # changed modules only
+    error: str | None = None             # one line when a file could not be read
+    state_changed: bool = False          # a gen_* module whose state records changed
+
+    @property
+    def app(self) -> str | None:
+        return self.new_app if self.new_app is not None else self.old_app
+
+
+@dataclass
+class GateReport:
+    old_root: str
+    new_root: str
+    old: Release
+    new: Release
+    modules: dict                       # name -> ModuleChange, sorted by name
+    findings: list                      # GateFinding, sorted
+    dep_mods: dict                      # module -> sorted list of modules to load first
+    facts_new: dict = field(default_factory=dict, repr=False)
+    facts_old: dict = field(default_factory=dict, repr=False)
+    policy: Policy = field(default_factory=Policy)
+
+    def by_status(self, status: str) -> list[ModuleChange]:
+        return [m for m in self.modules.values() if m.status == status]
+
+    def counts(self) -> dict:
+        out = {s: 0 for s in STATUS_ORDER}
+        for m in self.modules.values():
+            out[m.status] += 1
+        return out
+
+    def severity_counts(self) -> dict:
+        out = {s: 0 for s in ("error", "warning", "info")}
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+    def worst(self) -> str | None:
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=SEVERITIES.index)
+
+    def failed(self, fail_on: str) -> bool:
+        return severity_at_least(self.findings, fail_on)
+
+    def app_versions(self) -> list[tuple[str, str | None, str | None]]:
+        names = sorted(set(self.old.apps) | set(self.new.apps))
+        return [(n, self.old.apps[n].vsn if n in self.old.apps else None,
+                 self.new.apps[n].vsn if n in self.new.apps else None) for n in names]
+
+
+def severity_at_least(findings, fail_on: str) -> bool:
+    if fail_on == "never":
+        return False
+    t = SEVERITIES.index(fail_on)
+    return any(SEVERITIES.index(f.severity) >= t for f in findings)
+
+
+# ---------------------------------------------------------------------------
+# Per-module work (runs in worker processes when there are many changed modules)
+
+
+def _facts_of(m) -> ModuleFacts:
+    return ModuleFacts(m.name, frozenset(e.mfa for e in m.exports),
+                       tuple((i.module, i.function, i.arity) for i in m.imports),
+                       tuple(m.behaviours))
+
+
+def _loadable(m):
+    """Decode what the code loader reads (so a broken file is reported here); debug
+    info and docs are decoded later only if the analysis needs them."""
+    m.atoms, m.exports, m.locals, m.imports, m.lambdas, m.code_header, m.attributes
+    for _ in m.literals:
+        pass
+    m.md5, m.functions
+    return m
+
+
+def _analyse_job(item, running_otp, severities):
+    """(name, old_bytes, old_path, new_bytes, new_path) -> ("ok", report, old facts,
+    new facts) or ("error", side, path, one-line message)."""
+    name, old_bytes, old_path, new_bytes, new_path = item
+    try:
+        a = _loadable(_module.load(old_bytes, file=old_path))
+    except BeamError as e:
+        return ("error", "old", old_path, format_error(e))
+    try:
+        b = _loadable(_module.load(new_bytes, file=new_path))
+    except BeamError as e:
+        return ("error", "new", new_path, format_error(e))
+    if a.md5 == b.md5 and a.name == b.name:
+        return ("same", _facts_of(a), _facts_of(b))
+    try:
+        report = analyse(a, b, running_otp=running_otp, severities=severities)
+        state = _state_changed(a, b, report)
+    except BeamError as e:
+        return ("error", "new", new_path, format_error(e))
+    return ("ok", report, _facts_of(a), _facts_of(b), state)
+
+
+_CALLBACKS = frozenset({"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
+                        "handle_event/4", "handle_event/2", "callback_mode/0"})
+
+
+def _state_changed(a, b, report: HotLoadReport) -> bool:
+    """Did the state of a gen_server/gen_statem/gen_event module change shape?  Records
+    from the debug info when both files have it, else changed callbacks."""
+    from .hotload import _records
+    if not (set(a.behaviours) | set(b.behaviours)) & {"gen_server", "gen_statem",
+                                                      "gen_event"}:
+        return False
+    if not report.diff.reload_needed:
+        return False
+    ro, rn = _records(a), _records(b)
+    if ro is not None and rn is not None:
+        return ro != rn
+    return bool(_CALLBACKS & report.diff.changed_functions)
+
+
+#: Changed modules adding up to this many bytes are worth a process pool even when
+#: they are few (disassembly costs about 1 s per MB).
+POOL_MIN_BYTES = 256 * 1024
+
+
+def _run_jobs(items, running_otp, severities, jobs):
+    """Results in the order of ``items``, whether a pool is used or not."""
+    from .parallel import MIN_FILES_FOR_POOL, default_jobs
+    jobs = default_jobs() if jobs is None else jobs
+    size = sum(len(it[1]) + len(it[3]) for it in items)
+    if jobs > 1 and len(items) >= 2 and (len(items) >= MIN_FILES_FOR_POOL
+                                         or size >= POOL_MIN_BYTES):
+        from concurrent.futures import ProcessPoolExecutor
+        # Workers get bytes, not readers: archive members live only in this process.
+        # Largest first, so one big module does not finish last on its own.
+        order = sorted(range(len(items)), key=lambda i: -(len(items[i][1]) + len(items[i][3])))
+        with ProcessPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+            futures = {i: pool.submit(_analyse_job, items[i], running_otp, severities)
+                       for i in order}
+            for i in range(len(items)):
+                yield futures[i].result()
+    else:
+        for it in items:
+            yield _analyse_job(it, running_otp, severities)
+
+
+def _hash_all(sources, jobs) -> None:
+    """Compute content hashes on two threads (hashlib and file reads release the GIL)."""
+    if len(sources) < 64 or (jobs is not None and jobs <= 1):
+        return
+    import threading
+    half = len(sources) // 2
+    other = threading.Thread(target=_safe_hash, args=(sources[half:],), daemon=True)
+    other.start()
+    _safe_hash(sources[:half])
+    other.join()
+
+
+def _safe_hash(sources) -> None:
+    for src in sources:
+        try:
+            src.content_hash()
+        except (BeamError, OSError):
+            pass              # reported when the comparison asks for it
+
+
+# ---------------------------------------------------------------------------
+# The comparison
+
+
+class _Findings:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.items: list[GateFinding] = []
+        self.defaults = {k: v[0] for k, v in HOTLOAD_KINDS.items()}
+        self.defaults.update({k: v[0] for k, v in KINDS.items()})
+        from .appup import KINDS as APPUP_KINDS
+        self.defaults.update({k: v[0] for k, v in APPUP_KINDS.items()})
+
+    def add(self, kind, module, function, message, *, location=None, app=None,
+            severity=None):
+        if kind in self.policy.severities:
+            sev = self.policy.severities[kind]
+        else:
+            sev = severity or self.defaults.get(kind, "warning")
+        if sev == "off":
+            return
+        self.items.append(GateFinding(kind, sev, module, function, message, location, app))
+
+
+def compare_releases(old_path, new_path, *, policy: Policy | None = None,
+                     external=(), running_otp: int | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     jobs: int | None = None,
+                     old_release: Release | None = None,
+                     new_release: Release | None = None) -> GateReport:
+    """Compare the release at ``old_path`` (the running one) with ``new_path``.
+
+    ``policy``: severities, external names (see :mod:`beaminspect.policy`);
+    ``external``: more module or application names whose exports are not checked;
+    ``running_otp``: OTP release of the running system (for the opcode check);
+    ``progress(done, total)``: called as modules are compared.
+    Raises :class:`BeamError` when a release cannot be read at all.
+    """
+    policy = (policy or Policy()).with_external(external)
+    old = old_release or open_release(old_path)
+    new = new_release or open_release(new_path)
+    out = _Findings(policy)
+
+    names = sorted(set(old.modules) | set(new.modules))
+    total = len(names)
+    done = 0
+    changes: dict[str, ModuleChange] = {}
+    facts_new: dict[str, ModuleFacts] = {}
+    facts_old: dict[str, ModuleFacts] = {}
+    pending = []
+    _hash_all([src for name in names
+               for src in (old.modules.get(name), new.modules.get(name))
+               if src is not None and name in old.modules and name in new.modules
+               and old.modules[name].size == new.modules[name].size], jobs)
+    for name in names:
+        o, n = old.modules.get(name), new.modules.get(name)
+        if o is None:
+            changes[name] = ModuleChange(name, "added", new_app=n.app, new_path=n.path)
+        elif n is None:
+            changes[name] = ModuleChange(name, "removed", old_app=o.app, old_path=o.path)
+        else:
+            try:
+                same = o.size == n.size and o.content_hash() == n.content_hash()
+            except (BeamError, OSError) as e:
+                same = None
+                msg = format_error(e) if isinstance(e, BeamError) else \
+                    f"{n.path}: cannot read: {e.strerror or e}"
+                changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
+                                             error=msg)
+                out.add("unreadable_module", name, None, msg,
+                        location=getattr(e, "file", None) or n.path, app=n.app)
+            if same:
+                changes[name] = ModuleChange(name, "unchanged", o.app, n.app, o.path, n.path,
+                                             bytes_identical=True)
+            elif same is False:
+                pending.append((name, o, n))
+                continue
+        done += 1
+        if progress is not None and done % 64 == 0:
+            progress(done, total)
+
+    severities = {k: v for k, v in policy.severities.items() if k in HOTLOAD_KINDS}
+    items = []
+    for name, o, n in pending:
+        try:
+            items.append((name, o.read(), o.path, n.read(), n.path))
+        except (BeamError, OSError) as e:
+            msg = format_error(e) if isinstance(e, BeamError) else f"{n.path}: {e}"
+            changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
+                                         error=msg)
+            out.add("unreadable_module", name, None, msg, location=n.path, app=n.app)
+    by_name = {name: (o, n) for name, o, n in pending}
+    for item, result in zip(items, _run_jobs(items, running_otp, severities, jobs)):
+        name = item[0]
+        o, n = by_name[name]
+        if result[0] == "error":
+            _, side, path, msg = result
+            changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
+                                         error=msg)
+            out.add("unreadable_module", name, None, msg, location=path,
+                    app=n.app if side == "new" else o.app)
+        elif result[0] == "same":
+            changes[name] = ModuleChange(name, "unchanged", o.app, n.app, o.path, n.path)
+            facts_old[name], facts_new[name] = result[1], result[2]
+        else:
+            _, report, fo, fn, state = result
+            changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
+                                         report=report, state_changed=state)
+            facts_old[name], facts_new[name] = fo, fn
+            for f in report.findings:
+                out.add(f.kind, name, f"{name}:{f.function}" if f.function else None,
+                        f.message, location=n.path, app=n.app, severity=f.severity)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    if progress is not None:
+        progress(total, total)
+
+    # Facts of added modules (every call they make is new).
+    for name, ch in changes.items():
+        if ch.status == "added":
+            try:
+                facts_new[name] = _facts_of(_module.load(new.modules[name].read(),
+                                                         file=ch.new_path))
+            except BeamError as e:
+                changes[name] = ModuleChange(name, "added", new_app=ch.new_app,
+                                             new_path=ch.new_path, error=format_error(e))
+                out.add("unreadable_module", name, None, format_error(e), location=ch.new_path,
+                        app=ch.new_app)
+            else:
+                if facts_new[name].name != name:
+                    out.add("module_file_mismatch", name, None,
+                            f"{ch.new_path} defines module {facts_new[name].name}, not {name}: "
+                            "the code server cannot load it under this name",
+                            location=ch.new_path, app=ch.new_app)
+
+    for ch in changes.values():
+        if ch.report is not None and ch.report.diff.new_name != ch.name:
+            out.add("module_file_mismatch", ch.name, None,
+                    f"{ch.new_path} defines module {ch.report.diff.new_name}, not {ch.name}",
+                    location=ch.new_path, app=ch.new_app)
+
+    dep_mods = _cross_module(old, new, changes, facts_old, facts_new, policy, out)
+    _release_level(old, new, changes, out)
+
+    report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
+                        dep_mods, facts_new, facts_old, policy)
+    from .appup import check_appups
+    for f in check_appups(report):
+        out.add(f.kind, f.module, f.function, f.message, location=f.location, app=f.app,
+                severity=f.severity)
+    report.findings = sorted(out.items, key=_finding_order)
+    return report
+
+
+def _finding_order(f: GateFinding):
+    return (-SEVERITIES.index(f.severity), f.module or "", f.kind, f.function or "", f.message)
+
+
+def _external_modules(old: Release, new: Release, policy: Policy) -> set:
+    ext = set(ALWAYS_EXTERNAL)
+    for name in policy.external:
+        ext.add(name)
+        for rel in (old, new):
+            app = rel.apps.get(name)
+            if app is not None:
+                ext.update(app.modules)
+    return ext
+
+
+def _import_facts(src, name: str) -> ModuleFacts | None:
+    """Imports and exports of an unchanged module (read only when needed)."""
+    try:
+        return _facts_of(_module.load(src.read(), file=src.path))
+    except BeamError:
+        return None
+
+
+def _mentions(src, names: set) -> bool:
+    """Cheap test before parsing an unchanged caller: can its atom table name one of
+    ``names``?  (Compressed files are always parsed.)"""
+    data = src.read()
+    if data[:2] == b"\x1f\x8b":
+        return True
+    # OTP writes the atom table first: search only it when it is there.
+    if data[12:16] in (b"AtU8", b"Atom"):
+        data = data[20:20 + int.from_bytes(data[16:20], "big")]
+    return any(n in data for n in names)
+
+
+def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
+                  facts_new: dict, policy: Policy, out: _Findings) -> dict:
+    external = _external_modules(old, new, policy)
+    removed_modules = {n for n, c in changes.items() if c.status == "removed"}
+    moving = {n for n, c in changes.items() if c.status in ("added", "changed")
+              and n in facts_new}
+    exports_removed: dict[str, set] = {}
+    for n, c in changes.items():
+        if c.report is not None:
+            exports_removed[n] = set(c.report.diff.exports_removed)
+
+    def exports_of(mod: str) -> frozenset | None:
+        f = facts_new.get(mod)
+        if f is None and mod in new.modules and changes[mod].error is None:
+            f = _import_facts(new.modules[mod], mod)
+            if f is not None:
+                facts_new[mod] = f
+        return f.exports if f is not None else None
+
+    reported: set = set()
+
+    def check_call(caller: str, callee: str, fn: str, arity: int, new_call: bool):
+        if callee in external or callee == caller:
+            return
+        fa = f"{fn}/{arity}"
+        key = (caller, callee, fa)
+        if key in reported:
+            return
+        c = changes[caller]
+        if callee in removed_modules:
+            reported.add(key)
+            out.add("undef_after_upgrade", caller, f"{callee}:{fa}",
+                    f"{caller} calls {callee}:{fa}, but module {callee} is removed by the "
+                    "upgrade: the call raises undef", location=c.new_path, app=c.new_app)
+            return
+        if callee not in new.modules:
+            return                      # outside the release: external
+        exports = exports_of(callee)
+        if exports is None or fa in exports:
+            return
+        reported.add(key)
+        if fa in exports_removed.get(callee, ()):
+            out.add("export_removed_still_called", caller, f"{callee}:{fa}",
+                    f"{callee}:{fa} is no longer exported but {caller} "
+                    f"({changes[caller].status}) still calls it: undef after the upgrade",
+                    location=c.new_path, app=c.new_app)
+        else:
+            out.add("undef_after_upgrade", caller, f"{callee}:{fa}",
+                    f"{caller} calls {callee}:{fa}, which the new release does not export: "
+                    "the call raises undef", location=c.new_path, app=c.new_app)
+
+    # Added and changed callers: all their calls into changed code, new calls elsewhere.
+    for caller in sorted(moving):
+        fn_new = facts_new[caller]
+        old_calls = set(facts_old[caller].imports) if caller in facts_old else set()
+        for (m, f, a) in fn_new.imports:
+            if m in moving or m in removed_modules or (m, f, a) not in old_calls:
+                check_call(caller, m, f, a, (m, f, a) not in old_calls)
+
+    # Unchanged callers: only calls into modules that lost exports or were removed.
+    targets = {n for n, s in exports_removed.items() if s} | removed_modules
+    targets -= external
+    if targets:
+        encoded = [t.encode("utf-8") for t in sorted(targets)]
+        for caller, c in changes.items():
+            if c.status != "unchanged" or caller in external:
+                continue
+            src = new.modules[caller]
+            if not _mentions(src, encoded):
+                continue
+            f = facts_new.get(caller) or _import_facts(src, caller)
+            if f is None:
+                continue
+            facts_new[caller] = f
+            for (m, fn, a) in f.imports:
+                if m in targets:
+                    check_call(caller, m, fn, a, False)
+
+    # Load order: new calls into modules changed or added in the same upgrade.
+    dep_mods: dict[str, set] = {}
+    for caller in sorted(moving):
+        old_calls = set(facts_old[caller].imports) if caller in facts_old else set()
+        for (m, f, a) in facts_new[caller].imports:
+            if m == caller or m not in moving or m in external:
+                continue
+            if (m, f, a) in old_calls:
+                continue
+            fa = f"{f}/{a}"
+            exports = exports_of(m)
+            if exports is None or fa not in exports:
+                continue            # undefined: reported above, no order helps
+            dep_mods.setdefault(caller, set()).add(m)
+            callee = changes[m]
+            fresh = callee.status == "added" or (
+                callee.report is not None and fa in callee.report.diff.exports_added)
+            if fresh:
+                msg = (f"{caller} newly calls {m}:{fa}, which exists only in the new "
+                       f"{m}: load {m} before {caller} (DepMods [{m}])")
+                sev = None
+            else:
+                msg = (f"{caller} newly calls {m}:{fa} and {m} changes in the same "
+                       f"upgrade: load {m} before {caller} (DepMods [{m}])")
+                sev = "info"
+            c = changes[caller]
+            out.add("load_order", caller, f"{m}:{fa}", msg, location=c.new_path,
+                    app=c.new_app, severity=sev)
+    return {k: sorted(v) for k, v in sorted(dep_mods.items())}
+
+
+def _release_level(old: Release, new: Release, changes: dict, out: _Findings) -> None:
+    for ch in changes.values():
+        if ch.old_app is not None and ch.new_app is not None and ch.old_app != ch.new_app \
+                and ch.status != "removed":
+            out.add("module_moved_app", ch.name, None,
+                    f"{ch.name} moved from application {ch.old_app} to {ch.new_app}: both "
+                    "appups must agree (delete_module in one, add_module in the other) and "
+                    "the module is unavailable between the two steps",
+                    location=ch.new_path, app=ch.new_app)
+    for label, rel in (("new", new), ("old", old)):
+        for mod, srcs in rel.duplicates:
+            out.add("duplicate_module", mod, None,
+                    f"module {mod} appears {len(srcs)} times in the {label} release: "
+                    + ", ".join(s.path for s in srcs) + f"; {srcs[0].path} is used",
+                    location=srcs[0].path, app=srcs[0].app)
+    for w in new.warnings:
+        if w.kind in ("duplicate_module", "bad_appup"):
+            continue        # reported as duplicate_module / appup_malformed
+        out.add("release_warning", None, None, f"new release: {w}", location=w.path)
+    # Applications whose modules changed but whose version stayed.
+    touched: dict[str, list] = {}
+    for ch in changes.values():
+        if ch.status in ("added", "removed", "changed") and ch.error is None:
+            for app in {ch.old_app, ch.new_app} - {None}:
+                touched.setdefault(app, []).append(ch.name)
+    for app, mods in sorted(touched.items()):
+        a, b = old.apps.get(app), new.apps.get(app)
+        if a is not None and b is not None and a.vsn == b.vsn:
+            out.add("app_vsn_not_bumped", None, None,
+                    f"application {app} stays at version {b.vsn} although "
+                    f"{len(mods)} module(s) changed ({', '.join(sorted(mods)[:5])}"
+                    f"{', ...' if len(mods) > 5 else ''}): a release upgrade does not touch it",
+                    location=b.app_file_path or b.path, app=app)

@@ -1,0 +1,144 @@
+"""The gate's policy: severity per finding kind, the failure threshold, external modules.
+
+A policy comes from ``[tool.beaminspect]`` in the nearest ``pyproject.toml`` (the current
+directory or a parent), or from a TOML file given with ``--policy`` that has the same
+keys at top level::
+
+    fail_on = "warning"                 # info, warning, error or never
+    external = ["cowboy", "my_vendored_app"]   # module or application names
+
+    [severity]                          # per finding kind: info, warning, error or off
+    load_order = "info"
+    appup_missing = "off"
+
+Unknown keys, kinds or severities raise :class:`PolicyError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Policy", "PolicyError", "load_policy", "parse_policy", "find_pyproject",
+           "SEVERITY_VALUES", "FAIL_ON_VALUES", "known_kinds"]
+
+SEVERITY_VALUES = ("info", "warning", "error", "off")
+FAIL_ON_VALUES = ("info", "warning", "error", "never")
+TOP_KEYS = ("severity", "fail_on", "external")
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; ``key`` names the offending key."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None):
+        self.source = source
+        self.key = key
+        where = f"{source}: " if source else ""
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class Policy:
+    severities: dict = field(default_factory=dict)   # kind -> info/warning/error/off
+    fail_on: str | None = None                       # None: the caller's default
+    external: frozenset = frozenset()                # module or application names
+    source: str | None = None                        # where it was read from
+
+    def severity(self, kind: str, default: str) -> str:
+        return self.severities.get(kind, default)
+
+    def with_external(self, names) -> "Policy":
+        return Policy(dict(self.severities), self.fail_on,
+                      self.external | frozenset(names), self.source)
+
+
+def known_kinds() -> dict:
+    """Every finding kind the gate can report -> (default severity, meaning)."""
+    from .appup import KINDS as APPUP_KINDS
+    from .gate import KINDS as GATE_KINDS
+    from .hotload import KINDS as HOTLOAD_KINDS
+    out = dict(HOTLOAD_KINDS)
+    out.update(GATE_KINDS)
+    out.update(APPUP_KINDS)
+    return out
+
+
+def parse_policy(data: dict, *, source: str | None = None, prefix: str = "") -> Policy:
+    """A policy from the parsed TOML table (``prefix`` is used in messages only, e.g.
+    ``tool.beaminspect.``)."""
+    if not isinstance(data, dict):
+        raise PolicyError("the policy must be a table", source=source)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise PolicyError(f"unknown key {prefix}{key!s} (known: {', '.join(TOP_KEYS)})",
+                              source=source, key=prefix + str(key))
+    sev_table = data.get("severity", {})
+    if not isinstance(sev_table, dict):
+        raise PolicyError(f"{prefix}severity must be a table of kind = severity",
+                          source=source, key=prefix + "severity")
+    kinds = known_kinds()
+    severities = {}
+    for kind, value in sev_table.items():
+        key = f"{prefix}severity.{kind}"
+        if kind not in kinds:
+            raise PolicyError(f"unknown finding kind {kind!r} in {key}", source=source, key=key)
+        if value not in SEVERITY_VALUES:
+            raise PolicyError(f"{key} = {value!r}: the severity must be one of "
+                              f"{', '.join(SEVERITY_VALUES)}", source=source, key=key)
+        severities[kind] = value
+    fail_on = data.get("fail_on")
+    if fail_on is not None and fail_on not in FAIL_ON_VALUES:
+        raise PolicyError(f"{prefix}fail_on = {fail_on!r}: must be one of "
+                          f"{', '.join(FAIL_ON_VALUES)}", source=source, key=prefix + "fail_on")
+    external = data.get("external", [])
+    if isinstance(external, str):
+        external = [external]
+    if not isinstance(external, list) or not all(isinstance(x, str) and x for x in external):
+        raise PolicyError(f"{prefix}external must be a list of module or application names",
+                          source=source, key=prefix + "external")
+    return Policy(severities, fail_on, frozenset(external), source)
+
+
+def _read_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise PolicyError(f"cannot read: {e.strerror or e}", source=path) from None
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(f"not valid TOML: {e}", source=path) from None
+
+
+def find_pyproject(start: str | None = None) -> str | None:
+    """The nearest ``pyproject.toml`` in ``start`` (default: the current directory) or
+    one of its parents."""
+    d = os.path.abspath(start or os.getcwd())
+    while True:
+        p = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(p):
+            return p
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def load_policy(path: str | None = None, *, start: str | None = None) -> Policy:
+    """The policy of ``path`` (a TOML file with the keys at top level), else of the
+    nearest ``pyproject.toml``'s ``[tool.beaminspect]``, else the defaults."""
+    if path is not None:
+        return parse_policy(_read_toml(path), source=path)
+    pyproject = find_pyproject(start)
+    if pyproject is None:
+        return Policy()
+    table = _read_toml(pyproject).get("tool", {})
+    table = table.get("beaminspect") if isinstance(table, dict) else None
+    if table is None:
+        return Policy()
+    return parse_policy(table, source=pyproject, prefix="tool.beaminspect.")
