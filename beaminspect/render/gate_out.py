@@ -1,0 +1,201 @@
+"""Renderings of a release comparison (:class:`beaminspect.gate.GateReport`): text
+(summary, then tables), JSON (``schemas/gate.schema.json``), Markdown for a pull-request
+comment, and SARIF 2.1.0 for code-scanning tools."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from .._version import __version__
+
+#: Version of the JSON document; bumped on any incompatible change.
+SCHEMA_VERSION = 1
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def _release_dict(rel, root: str) -> dict:
+    cur = rel.current_rel
+    return {
+        "path": root,
+        "release": {"name": cur.name, "vsn": cur.vsn} if cur is not None else None,
+        "modules": len(rel.modules),
+        "applications": len(rel.apps),
+    }
+
+
+def _change_dict(ch) -> dict:
+    d = {"module": ch.name, "old_app": ch.old_app, "new_app": ch.new_app,
+         "old_path": ch.old_path, "new_path": ch.new_path}
+    if ch.status == "changed":
+        r = ch.report
+        if r is not None:
+            diff = r.diff
+            d.update({
+                "md5": {"old": diff.md5_old.hex(), "new": diff.md5_new.hex()},
+                "functions": {s: list(diff.by_status(s))
+                              for s in ("added", "removed", "changed", "line_only")},
+                "exports": {"added": list(diff.exports_added),
+                            "removed": list(diff.exports_removed)},
+                "state_changed": ch.state_changed,
+                "worst": r.worst(),
+            })
+        d["error"] = ch.error
+    if ch.status == "unchanged":
+        d["bytes_identical"] = ch.bytes_identical
+    return d
+
+
+def report_dict(report, fail_on: str = "error") -> dict:
+    """The ``beaminspect gate --format json`` document."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "tool": {"name": "beaminspect", "version": __version__},
+        "old": _release_dict(report.old, report.old_root),
+        "new": _release_dict(report.new, report.new_root),
+        "summary": {
+            "modules": report.counts(),
+            "findings": report.severity_counts(),
+            "fail_on": fail_on,
+            "passed": not report.failed(fail_on),
+        },
+        "applications": [{"app": a, "old_vsn": o, "new_vsn": n}
+                         for a, o, n in report.app_versions()],
+        "modules": {s: [_change_dict(c) for c in report.by_status(s)]
+                    for s in ("added", "removed", "changed", "unchanged")},
+        "load_order": {m: list(d) for m, d in report.dep_mods.items()},
+        "findings": [f.to_dict() for f in report.findings],
+        "policy": {"source": report.policy.source,
+                   "severities": dict(sorted(report.policy.severities.items())),
+                   "external": sorted(report.policy.external)},
+    }
+
+
+def _summary_lines(report, fail_on: str) -> list[str]:
+    c = report.counts()
+    s = report.severity_counts()
+    verdict = "FAILED" if report.failed(fail_on) else "passed"
+    return [
+        f"gate {verdict} (fail on {fail_on}): {report.old_root} -> {report.new_root}",
+        f"modules: {c['added']} added, {c['removed']} removed, {c['changed']} changed, "
+        f"{c['unchanged']} unchanged",
+        f"findings: {s['error']} error, {s['warning']} warning, {s['info']} info",
+    ]
+
+
+def _clip(s: str | None, n: int = 60) -> str:
+    if not s:
+        return "-"
+    return s if len(s) <= n else "..." + s[-(n - 3):]
+
+
+def render_text(report, fail_on: str = "error") -> str:
+    out = _summary_lines(report, fail_on)
+    apps = [(a, o or "-", n or "-") for a, o, n in report.app_versions() if o != n]
+    if apps:
+        out += ["", "Applications (version changes)",
+                tabulate(apps, headers=["application", "old", "new"], tablefmt="simple",
+                         disable_numparse=True)]
+    if report.findings:
+        out += ["", "Findings",
+                tabulate([(f.severity, f.kind, f.module or "-", f.function or "-", f.message)
+                          for f in report.findings],
+                         headers=["severity", "kind", "module", "function", "message"],
+                         tablefmt="simple", maxcolwidths=[None, None, None, 30, 70],
+                         disable_numparse=True)]
+    rows = []
+    for status in ("added", "removed", "changed"):
+        for ch in report.by_status(status):
+            detail = ""
+            if ch.error:
+                detail = "unreadable"
+            elif ch.report is not None:
+                d = ch.report.diff
+                detail = (f"{len(d.by_status('changed'))} fn changed, "
+                          f"{len(d.by_status('added'))} added, {len(d.by_status('removed'))} removed")
+            app = ch.app if ch.old_app == ch.new_app or ch.old_app is None or \
+                ch.new_app is None else f"{ch.old_app} -> {ch.new_app}"
+            rows.append((ch.name, status, app or "-", detail or "-"))
+    if rows:
+        out += ["", "Modules (unchanged ones left out)",
+                tabulate(rows, headers=["module", "status", "application", "details"],
+                         tablefmt="simple", disable_numparse=True)]
+    if report.dep_mods:
+        out += ["", "Load order (DepMods: load these first)",
+                tabulate([(m, ", ".join(d)) for m, d in report.dep_mods.items()],
+                         headers=["module", "depends on"], tablefmt="simple",
+                         disable_numparse=True)]
+    return "\n".join(out)
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report, fail_on: str = "error") -> str:
+    c = report.counts()
+    s = report.severity_counts()
+    icon = ":x:" if report.failed(fail_on) else ":white_check_mark:"
+    out = [f"### {icon} beaminspect gate: {'failed' if report.failed(fail_on) else 'passed'}"
+           f" (fail on {fail_on})", "",
+           "| added | removed | changed | unchanged | errors | warnings | info |",
+           "|---:|---:|---:|---:|---:|---:|---:|",
+           f"| {c['added']} | {c['removed']} | {c['changed']} | {c['unchanged']} | "
+           f"{s['error']} | {s['warning']} | {s['info']} |"]
+    if report.findings:
+        out += ["", "| severity | kind | module | function | message |", "|---|---|---|---|---|"]
+        for f in report.findings:
+            out.append(f"| {f.severity} | `{f.kind}` | {('`' + f.module + '`') if f.module else '-'}"
+                       f" | {('`' + f.function + '`') if f.function else '-'} | {_md(f.message)} |")
+    changed = [ch for st in ("added", "removed", "changed") for ch in report.by_status(st)]
+    if changed:
+        out += ["", f"<details><summary>Modules ({len(changed)} not unchanged)</summary>", "",
+                "| module | status | application |", "|---|---|---|"]
+        for ch in changed:
+            out.append(f"| `{ch.name}` | {ch.status} | {ch.app or '-'} |")
+        out += ["", "</details>"]
+    return "\n".join(out)
+
+
+def render_sarif(report) -> dict:
+    """A SARIF 2.1.0 log with one run; rules are the finding kinds that occur."""
+    from ..policy import known_kinds
+    kinds = known_kinds()
+    used = sorted({f.kind for f in report.findings})
+    rule_index = {k: i for i, k in enumerate(used)}
+    rules = [{
+        "id": k,
+        "name": "".join(p.capitalize() for p in k.split("_")),
+        "shortDescription": {"text": kinds.get(k, ("warning", k))[1]},
+        "defaultConfiguration": {"level": SARIF_LEVELS[kinds[k][0]] if k in kinds else "warning"},
+    } for k in used]
+    results = []
+    for f in report.findings:
+        r = {
+            "ruleId": f.kind,
+            "ruleIndex": rule_index[f.kind],
+            "level": SARIF_LEVELS[f.severity],
+            "message": {"text": f.message},
+        }
+        if f.location:
+            r["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": _uri(f.location)}}}]
+        props = {k: v for k, v in (("module", f.module), ("function", f.function),
+                                   ("application", f.app)) if v}
+        if props:
+            r["properties"] = props
+        results.append(r)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "beaminspect", "version": __version__,
+                                "rules": rules}},
+            "results": results,
+        }],
+    }
+
+
+def _uri(path: str) -> str:
+    """Paths as URI references (archive members keep their ``archive!member`` form)."""
+    from urllib.parse import quote
+    return quote(path.replace("\\", "/"), safe="/!:._-~")
