@@ -241,6 +241,209 @@ def diff(
 
 
 # ---------------------------------------------------------------------------
+# gate and appup
+# ---------------------------------------------------------------------------
+
+GATE_FORMATS = ("text", "json", "markdown", "sarif")
+GATE_FAIL_ON = ("info", "warning", "error", "never")
+#: Releases with more modules than this get a progress line (when stderr is a terminal).
+PROGRESS_MIN_MODULES = 200
+
+
+def _load_gate_policy(policy_file: Optional[str]):
+    from .policy import PolicyError, load_policy
+    try:
+        return load_policy(policy_file)
+    except PolicyError as e:
+        typer.echo(f"beaminspect: policy: {e}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+
+
+class _Progress:
+    """``\\r`` updates on stderr for large releases when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= PROGRESS_MIN_MODULES:
+            return
+        sys.stderr.write(f"\rcomparing modules: {done}/{total}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _compare(old: str, new: str, policy, external, otp):
+    from .gate import compare_releases
+    progress = _Progress() if sys.stderr.isatty() else None
+    try:
+        return compare_releases(old, new, policy=policy, external=external or (),
+                                running_otp=otp, progress=progress)
+    except BeamError as e:
+        report_error(e)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    finally:
+        if progress is not None:
+            progress.clear()
+
+
+def _emit(text: str, output: Optional[str]) -> None:
+    if output is None:
+        typer.echo(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    except OSError as e:
+        typer.echo(f"beaminspect: {output}: {e.strerror or e}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def gate(
+    old: str = typer.Argument(..., help="The running release (directory, tarball, .ez)."),
+    new: str = typer.Argument(..., help="The release to upgrade to."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown or sarif."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on",
+                                          help="Exit 1 when a finding has this severity or "
+                                               "higher (info, warning, error, never; default: "
+                                               "the policy's, else error)."),
+    policy_file: Optional[str] = typer.Option(None, "--policy",
+                                              help="TOML policy file (default: "
+                                                   "[tool.beaminspect] of the nearest "
+                                                   "pyproject.toml)."),
+    external: Optional[List[str]] = typer.Option(None, "--external",
+                                                 help="A module or application whose "
+                                                      "exports are not checked (repeatable)."),
+    otp: Optional[int] = typer.Option(None, "--otp", help="OTP release of the running system."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here."),
+) -> None:
+    """Check an upgrade from release OLD to release NEW: module changes, calls that break,
+    load order and the appup files."""
+    if fmt not in GATE_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(GATE_FORMATS)}",
+                                 param_hint="--format")
+    if fail_on is not None and fail_on not in GATE_FAIL_ON:
+        raise typer.BadParameter(f"must be one of {', '.join(GATE_FAIL_ON)}",
+                                 param_hint="--fail-on")
+    policy = _load_gate_policy(policy_file)
+    threshold = fail_on or policy.fail_on or "error"
+    report = _compare(old, new, policy, external, otp)
+    from .render import gate_out
+    from .render.json_out import dumps
+    if fmt == "json":
+        text = dumps(gate_out.report_dict(report, threshold))
+    elif fmt == "sarif":
+        text = dumps(gate_out.render_sarif(report))
+    elif fmt == "markdown":
+        text = gate_out.render_markdown(report, threshold)
+    else:
+        text = gate_out.render_text(report, threshold)
+    _emit(text, output)
+    raise typer.Exit(EXIT_FINDINGS if report.failed(threshold) else EXIT_OK)
+
+
+@app.command()
+def appup(
+    old: str = typer.Argument(..., help="The running release."),
+    new: str = typer.Argument(..., help="The release to upgrade to."),
+    app_name: Optional[str] = typer.Option(None, "--app", help="Only this application."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Write the appup here (needs --app when "
+                                              "several applications changed)."),
+    policy_file: Optional[str] = typer.Option(None, "--policy", help="TOML policy file."),
+    external: Optional[List[str]] = typer.Option(None, "--external",
+                                                 help="A module or application whose "
+                                                      "exports are not checked (repeatable)."),
+) -> None:
+    """Suggest an .appup (upgrade and downgrade) for each changed application."""
+    from .appup import suggest_appup_text, suggest_appups
+    policy = _load_gate_policy(policy_file)
+    report = _compare(old, new, policy, external, None)
+    if app_name is not None and app_name not in report.new.apps:
+        raise typer.BadParameter(f"no application {app_name} in {new}", param_hint="--app")
+    appups = suggest_appups(report, app_name)
+    if output is not None and len(appups) > 1:
+        raise typer.BadParameter(f"{len(appups)} applications changed "
+                                 f"({', '.join(appups)}): choose one with --app",
+                                 param_hint="--output")
+    if not appups:
+        typer.echo("beaminspect: no application changed: no appup to suggest", err=True)
+        raise typer.Exit(EXIT_OK)
+    if output is not None:
+        _emit(suggest_appup_text(next(iter(appups.values()))), output)
+    else:
+        parts = [f"%% {name}.appup\n" + suggest_appup_text(term)
+                 for name, term in appups.items()]
+        typer.echo("\n".join(parts), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
+# ---------------------------------------------------------------------------
+# disasm
+# ---------------------------------------------------------------------------
+
+def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
+    from .module import load
+    try:
+        m = load(path)
+        funcs = m.functions
+        if function is not None:
+            funcs = [f for f in funcs if (f.name, f.arity) == function]
+            if not funcs:
+                return False, f"beaminspect: {path}: no function {function[0]}/{function[1]}"
+        if as_json:
+            from .render.disasm_text import module_json
+            from .render.json_out import dumps
+            return True, dumps(module_json(m, funcs))
+        from .render.disasm_text import module_text
+        return True, module_text(m, funcs)
+    except BeamError as e:
+        return False, error_line(e)
+
+
+def _parse_function(value: Optional[str]) -> Optional[tuple]:
+    if value is None:
+        return None
+    name, sep, arity = value.rpartition("/")
+    if not sep or not name or not arity.isdigit():
+        raise typer.BadParameter(f"expected NAME/ARITY, got {value!r}", param_hint="--function")
+    return (name, int(arity))
+
+
+@app.command()
+def disasm(
+    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
+    function: Optional[str] = typer.Option(None, "--function", "-f", metavar="NAME/ARITY",
+                                           help="Only this function."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per module (JSON Lines)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
+) -> None:
+    """Disassemble the code: one listing per function, names resolved."""
+    from .parallel import map_files
+    from .paths import iter_beam_paths
+
+    wanted = _parse_function(function)
+    failed = False
+    first = True
+    for ok, text in map_files(_disasm_one, iter_beam_paths(paths), (wanted, as_json), jobs):
+        if ok:
+            if not as_json and not first:
+                typer.echo("")
+            typer.echo(text)
+            first = False
+        else:
+            failed = True
+            typer.echo(text, err=True)
+    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+
+
+# ---------------------------------------------------------------------------
 # entry point
 # ---------------------------------------------------------------------------
 
