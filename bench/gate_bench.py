@@ -1,0 +1,148 @@
+"""Benchmark: ``beaminspect gate`` over two copies of the installed OTP lib tree against
+``beam_lib:cmp_dirs/2`` over the same ebin pairs.
+
+The second copy has a few modules replaced by sample modules recompiled under their
+names, so some modules really change.  Both sides run as whole processes (interpreter
+or VM start included): the gate as ``python -m beaminspect gate A B -f json -o FILE``,
+cmp_dirs as one ``erl`` that compares every application's ebin pair and halts.  The
+median of ``runs`` runs of each is reported, with their ratio (gate / cmp_dirs; below
+1 the gate is faster).
+
+    python bench/gate_bench.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OTP_LIB = "/usr/lib/erlang/lib"
+SAMPLES = ROOT / "samples" / "src"
+
+# (application prefix, module to replace, sample source compiled under its name)
+REPLACEMENTS = [
+    ("tools-", "eprof", "bi_flow"),
+    ("stdlib-", "erl_tar", "bi_binaries"),
+    ("inets-", "httpd_util", "bi_records"),
+    ("ssh-", "ssh_sftpd", "bi_server"),
+    ("ssl-", "ssl_logger", "bi_funs"),
+]
+
+
+def _python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def prepare(work: Path) -> tuple[Path, Path, list[str]]:
+    """Two copies of the OTP lib tree; returns (old, new, replaced beam paths)."""
+    old, new = work / "old" / "lib", work / "new" / "lib"
+    shutil.copytree(OTP_LIB, old, symlinks=True)
+    shutil.copytree(OTP_LIB, new, symlinks=True)
+    replaced = []
+    build = work / "build"
+    build.mkdir()
+    for prefix, module, sample in REPLACEMENTS:
+        targets = glob.glob(str(new / f"{prefix}*" / "ebin" / f"{module}.beam"))
+        if not targets:
+            continue
+        src = (SAMPLES / f"{sample}.erl").read_text()
+        src = src.replace(f"-module({sample}).", f"-module({module}).")
+        path = build / f"{module}.erl"
+        path.write_text(src)
+        subprocess.run(["erlc", "+debug_info", "-o", str(build), str(path)], check=True,
+                       capture_output=True, timeout=300)
+        shutil.copyfile(build / f"{module}.beam", targets[0])
+        replaced.append(targets[0])
+    return old, new, replaced
+
+
+def _ebin_pairs(old: Path, new: Path) -> list[tuple[str, str]]:
+    pairs = []
+    for d in sorted(old.iterdir()):
+        a, b = d / "ebin", new / d.name / "ebin"
+        if a.is_dir() and b.is_dir():
+            pairs.append((str(a), str(b)))
+    return pairs
+
+
+def _cmp_dirs_expr(pairs) -> str:
+    lst = ",".join(f'{{"{a}","{b}"}}' for a, b in pairs)
+    return ("R = [beam_lib:cmp_dirs(A, B) || {A, B} <- [" + lst + "]], "
+            "Changed = lists:sum([length(C) || {_, _, C} <- R]), "
+            'io:format("~w~n", [Changed]), halt().')
+
+
+def _time(cmd: list[str], cwd=None) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=900)
+    return time.perf_counter() - t0, p
+
+
+def run(runs: int = 5) -> dict:
+    """Median wall-clock seconds of the gate and of cmp_dirs, and their ratio."""
+    with tempfile.TemporaryDirectory(prefix="gate-bench-") as d:
+        work = Path(d)
+        old, new, replaced = prepare(work)
+        pairs = _ebin_pairs(old, new)
+        out = work / "gate.json"
+        gate_cmd = [_python(), "-m", "beaminspect", "gate", str(old), str(new),
+                    "-f", "json", "-o", str(out), "--fail-on", "never"]
+        erl_cmd = ["erl", "-noshell", "-noinput", "-eval", _cmp_dirs_expr(pairs)]
+        gate_times, erl_times = [], []
+        changed_gate = changed_erl = None
+        for _ in range(runs):
+            t, p = _time(gate_cmd, cwd=str(ROOT))
+            if p.returncode != 0:
+                raise RuntimeError(f"gate failed ({p.returncode}): {p.stderr}")
+            gate_times.append(t)
+            t, p = _time(erl_cmd)
+            if p.returncode != 0:
+                raise RuntimeError(f"erl failed: {p.stdout} {p.stderr}")
+            erl_times.append(t)
+            changed_erl = int(p.stdout.split()[-1])
+        import json
+        doc = json.loads(out.read_text())
+        changed_gate = doc["summary"]["modules"]["changed"]
+        modules = doc["new"]["modules"]
+    g, e = statistics.median(gate_times), statistics.median(erl_times)
+    return {
+        "name": "gate",
+        "modules": modules,
+        "replaced": len(replaced),
+        "changed_gate": changed_gate,
+        "changed_cmp_dirs": changed_erl,
+        "runs": runs,
+        "gate_median_s": round(g, 3),
+        "cmp_dirs_median_s": round(e, 3),
+        "ratio": round(g / e, 3),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args(argv)
+    if shutil.which("erl") is None or not os.path.isdir(OTP_LIB):
+        print("gate_bench: needs Erlang/OTP installed in /usr/lib/erlang", file=sys.stderr)
+        return 2
+    r = run(args.runs)
+    print(f"modules per release: {r['modules']}, replaced: {r['replaced']}, changed: "
+          f"gate {r['changed_gate']}, cmp_dirs {r['changed_cmp_dirs']}")
+    print(f"gate      median {r['gate_median_s']:.3f} s")
+    print(f"cmp_dirs  median {r['cmp_dirs_median_s']:.3f} s")
+    print(f"ratio gate/cmp_dirs: {r['ratio']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
