@@ -146,13 +146,7 @@ def test_vm_accepted_files_parse(verdicts):
                 if kind.startswith("code:list"):
                     continue  # the loader's int wrap-around (see below): not modelled
                 failures.append(f"{kind}: {e}")
-    known = [f for f in failures if "(0 line items)" in f]
-    real = [f for f in failures if f not in known]
-    assert not real, "\n".join(real[:20])
-    if known:
-        pytest.xfail(f"{len(known)} files without a usable Line chunk load in the VM (it "
-                     "ignores line instructions then) but the disassembler refuses their "
-                     "line operands: " + known[0])
+    assert not failures, "\n".join(failures[:20])
 
 
 def _compare(verdicts):
