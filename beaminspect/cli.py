@@ -139,69 +139,6 @@ def show(
 # disasm
 # ---------------------------------------------------------------------------
 
-def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
-    from .module import load
-    try:
-        m = load(path)
-        funcs = m.functions
-        if function is not None:
-            funcs = [f for f in funcs if (f.name, f.arity) == function]
-            if not funcs:
-                return False, f"beaminspect: {path}: no function {function[0]}/{function[1]}"
-        if as_json:
-            from .render.disasm_text import module_json
-            from .render.json_out import dumps
-            return True, dumps(module_json(m, funcs))
-        from .render.disasm_text import module_text
-        return True, module_text(m, funcs)
-    except BeamError as e:
-        return False, error_line(e)
-
-
-def _parse_function(value: Optional[str]) -> Optional[tuple]:
-    if value is None:
-        return None
-    name, sep, arity = value.rpartition("/")
-    if not sep or not name or not arity.isdigit():
-        raise typer.BadParameter(f"expected NAME/ARITY, got {value!r}", param_hint="--function")
-    return (name, int(arity))
-
-
-@app.command()
-def disasm(
-    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
-    function: Optional[str] = typer.Option(None, "--function", "-f", metavar="NAME/ARITY",
-                                           help="Only this function."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per module (JSON Lines)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
-) -> None:
-    """Disassemble the code: one listing per function, names resolved."""
-    from .parallel import map_files
-    from .paths import iter_beam_paths
-
-    wanted = _parse_function(function)
-    failed = False
-    first = True
-    for ok, text in map_files(_disasm_one, iter_beam_paths(paths), (wanted, as_json), jobs):
-        if ok:
-            if not as_json and not first:
-                typer.echo("")
-            typer.echo(text)
-            first = False
-        else:
-            failed = True
-            typer.echo(text, err=True)
-    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
-
-
-# ---------------------------------------------------------------------------
-# diff
-# ---------------------------------------------------------------------------
-
-FORMATS = ("text", "json", "markdown")
-FAIL_ON = ("info", "warning", "error", "never")
-
-
 @app.command()
 def diff(
     old: str = typer.Argument(..., help="The running version (.beam)."),
