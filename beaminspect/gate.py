@@ -2,7 +2,7 @@
 
 :func:`compare_releases` opens both releases, matches modules by name and sorts them
 into added, removed, changed and unchanged.  Identical files are recognised from their
-bytes (``ModuleSource.content_hash``) and never parsed; files that differ are parsed and
+sizes and bytes and never parsed; files that differ are parsed and
 compared by module MD5 (an equal MD5 is unchanged: no reload needed).  Each changed
 module gets its hot-load report (:func:`beaminspect.hotload.analyse`); then come the
 findings that need the whole new release (calls to functions that do not exist, load
@@ -239,26 +239,6 @@ def _run_jobs(items, running_otp, severities, jobs):
             yield _analyse_job(it, running_otp, severities)
 
 
-def _hash_all(sources, jobs) -> None:
-    """Compute content hashes on two threads (hashlib and file reads release the GIL)."""
-    if len(sources) < 64 or (jobs is not None and jobs <= 1):
-        return
-    import threading
-    half = len(sources) // 2
-    other = threading.Thread(target=_safe_hash, args=(sources[half:],), daemon=True)
-    other.start()
-    _safe_hash(sources[:half])
-    other.join()
-
-
-def _safe_hash(sources) -> None:
-    for src in sources:
-        try:
-            src.content_hash()
-        except (BeamError, OSError):
-            pass              # reported when the comparison asks for it
-
-
 # ---------------------------------------------------------------------------
 # The comparison
 
@@ -309,10 +289,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     facts_new: dict[str, ModuleFacts] = {}
     facts_old: dict[str, ModuleFacts] = {}
     pending = []
-    _hash_all([src for name in names
-               for src in (old.modules.get(name), new.modules.get(name))
-               if src is not None and name in old.modules and name in new.modules
-               and old.modules[name].size == new.modules[name].size], jobs)
+    atom_text: dict[str, bytes] = {}     # unchanged modules: what _mentions searches
     for name in names:
         o, n = old.modules.get(name), new.modules.get(name)
         if o is None:
@@ -321,7 +298,13 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
             changes[name] = ModuleChange(name, "removed", old_app=o.app, old_path=o.path)
         else:
             try:
-                same = o.size == n.size and o.content_hash() == n.content_hash()
+                # Equal sizes, then equal bytes (a direct comparison beats hashing both).
+                same = False
+                if o.size == n.size:
+                    data = n.read()
+                    same = o.read() == data
+                    if same:
+                        atom_text[name] = _atom_text(data)
             except (BeamError, OSError) as e:
                 same = None
                 msg = format_error(e) if isinstance(e, BeamError) else \
@@ -401,7 +384,8 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                     f"{ch.new_path} defines module {ch.report.diff.new_name}, not {ch.name}",
                     location=ch.new_path, app=ch.new_app)
 
-    dep_mods = _cross_module(old, new, changes, facts_old, facts_new, policy, out)
+    dep_mods = _cross_module(old, new, changes, facts_old, facts_new, policy, out,
+                             atom_text)
     _release_level(old, new, changes, out)
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
@@ -437,20 +421,31 @@ def _import_facts(src, name: str) -> ModuleFacts | None:
         return None
 
 
-def _mentions(src, names: set) -> bool:
-    """Cheap test before parsing an unchanged caller: can its atom table name one of
-    ``names``?  (Compressed files are always parsed.)"""
-    data = src.read()
+def _atom_text(data: bytes) -> bytes | None:
+    """The bytes that name every atom of a module: its atom table when OTP wrote it
+    first, else the whole file; None for a compressed file (its atoms are unknown)."""
     if data[:2] == b"\x1f\x8b":
-        return True
-    # OTP writes the atom table first: search only it when it is there.
+        return None
     if data[12:16] in (b"AtU8", b"Atom"):
-        data = data[20:20 + int.from_bytes(data[16:20], "big")]
-    return any(n in data for n in names)
+        return data[20:20 + int.from_bytes(data[16:20], "big")]
+    return data
+
+
+def _mentions(src, names: list, atom_text: dict | None = None) -> bool:
+    """Cheap test before parsing an unchanged caller: can its atom table name one of
+    ``names``?  (Compressed files are always parsed.)  ``atom_text`` holds the atom
+    tables already read, by module name."""
+    text = atom_text.get(src.name) if atom_text else None
+    if text is None:
+        text = _atom_text(src.read())
+        if text is None:
+            return True
+    return any(n in text for n in names)
 
 
 def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
-                  facts_new: dict, policy: Policy, out: _Findings) -> dict:
+                  facts_new: dict, policy: Policy, out: _Findings,
+                  atom_text: dict | None = None) -> dict:
     external = _external_modules(old, new, policy)
     removed_modules = {n for n, c in changes.items() if c.status == "removed"}
     moving = {n for n, c in changes.items() if c.status in ("added", "changed")
@@ -517,7 +512,7 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
             if c.status != "unchanged" or caller in external:
                 continue
             src = new.modules[caller]
-            if not _mentions(src, encoded):
+            if not _mentions(src, encoded, atom_text):
                 continue
             f = facts_new.get(caller) or _import_facts(src, caller)
             if f is None:

@@ -371,11 +371,23 @@ def _dir_reader(path: str, limits: Limits, file_reader):
     def read() -> bytes:
         if file_reader is not None:
             return file_reader(path)
-        with open(path, "rb") as fh:
-            data = fh.read(limits.max_member_size + 1)
-        if len(data) > limits.max_member_size:
-            raise LimitError(f"file larger than {limits.max_member_size} bytes", file=path)
-        return data
+        limit = limits.max_member_size
+        with open(path, "rb", buffering=0) as fh:
+            # Ask for the size the file has now (plus one byte, to see it grow), not
+            # for the limit: a read of ``limit + 1`` bytes allocates that much first.
+            want = os.fstat(fh.fileno()).st_size + 1
+            parts: list[bytes] = []
+            total = 0
+            while total <= limit:
+                chunk = fh.read(min(want, limit + 1 - total))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+                want = max(want - len(chunk), 65536)
+        if total > limit:
+            raise LimitError(f"file larger than {limit} bytes", file=path)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
     return read
 
 
