@@ -190,20 +190,28 @@ def decode_atoms(view: memoryview, chunk: str, file: str | None) -> tuple[str, .
     out = []
     buf = r.buf
     if not long_form:
+        raw = bytes(buf)
+        size = len(raw)
+        # Latin-1 maps each byte to one character, so when the text is ASCII (or the
+        # table is latin-1) one decode of the whole chunk and string slices give every
+        # atom; otherwise each atom is decoded on its own.
+        text = raw.decode("latin-1") if encoding == "latin-1" or raw.isascii() else None
         pos = 4
-        size = r.size
+        append = out.append
         for i in range(count):
             if pos >= size:
                 raise TruncatedError(f"atom {i + 1} of {count} runs past the end", file=file,
                                      chunk=chunk, offset=pos)
-            n = buf[pos]
             a = pos + 1
-            pos = a + n
+            pos = a + raw[pos]
             if pos > size:
                 raise TruncatedError(f"atom {i + 1} of {count} runs past the end", file=file,
                                      chunk=chunk, offset=a - 1)
+            if text is not None:
+                append(text[a:pos])
+                continue
             try:
-                out.append(bytes(buf[a:pos]).decode(encoding))
+                append(raw[a:pos].decode(encoding))
             except UnicodeDecodeError:
                 raise FormatError(f"atom {i + 1} is not valid {encoding}", file=file, chunk=chunk,
                                   offset=a) from None
