@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from itertools import repeat
 from typing import NamedTuple
 
 from . import terms
@@ -19,6 +20,10 @@ from .reader import Reader
 
 #: The largest inflated literal table accepted (the loader allocates what LitT claims).
 MAX_LITERAL_TABLE = 64 * 1024 * 1024
+
+# ``tuple.__new__(Record, values)`` builds a NamedTuple record without the Python-level
+# ``__new__`` call; used with map() over whole tables.
+_new_tuple = tuple.__new__
 
 
 # ---------------------------------------------------------------------------
@@ -245,32 +250,45 @@ def _table(view: memoryview, chunk: str, file, record: int):
     return n, view[4:4 + n * record]
 
 
+def _names(atoms, indices, chunk: str, file, record: int, field: int) -> list:
+    """The atoms named by one field of each record (``indices``, in table order); an
+    index out of range raises with the offset of that record's field."""
+    if indices and (min(indices) < 1 or max(indices) > len(atoms)):
+        for i, a in enumerate(indices):
+            _atom(atoms, a, chunk, file, 4 + record * i + field)
+    names = ("",) + atoms
+    return [names[a] for a in indices]
+
+
 def decode_functions(view: memoryview, atoms, chunk: str, file) -> tuple[FunctionEntry, ...]:
     """ExpT or LocT."""
     n, body = _table(view, chunk, file, 12)
-    out = []
-    for i, (a, arity, label) in enumerate(struct.iter_unpack(">III", body)):
-        out.append(FunctionEntry(_atom(atoms, a, chunk, file, 4 + 12 * i), arity, label))
-    return tuple(out)
+    flat = struct.unpack(f">{3 * n}I", body)
+    names = _names(atoms, flat[0::3], chunk, file, 12, 0)
+    return tuple(map(_new_tuple, repeat(FunctionEntry), zip(names, flat[1::3], flat[2::3])))
 
 
 def decode_imports(view: memoryview, atoms, file) -> tuple[Import, ...]:
     n, body = _table(view, "ImpT", file, 12)
-    out = []
-    for i, (m, f, arity) in enumerate(struct.iter_unpack(">III", body)):
-        off = 4 + 12 * i
-        out.append(Import(_atom(atoms, m, "ImpT", file, off), _atom(atoms, f, "ImpT", file, off + 4),
-                          arity))
-    return tuple(out)
+    flat = struct.unpack(f">{3 * n}I", body)
+    # Check every module index before any function index, as entries are read in order.
+    if flat and (min(flat[0::3] + flat[1::3]) < 1 or max(flat[0::3] + flat[1::3]) > len(atoms)):
+        for i in range(n):
+            off = 4 + 12 * i
+            _atom(atoms, flat[3 * i], "ImpT", file, off)
+            _atom(atoms, flat[3 * i + 1], "ImpT", file, off + 4)
+    names = ("",) + atoms
+    return tuple(map(_new_tuple, repeat(Import),
+                     zip([names[a] for a in flat[0::3]], [names[a] for a in flat[1::3]],
+                         flat[2::3])))
 
 
 def decode_lambdas(view: memoryview, atoms, file) -> tuple[Lambda, ...]:
     n, body = _table(view, "FunT", file, 24)
-    out = []
-    for i, (a, arity, label, index, nfree, old_uniq) in enumerate(struct.iter_unpack(">IIIIII", body)):
-        out.append(Lambda(_atom(atoms, a, "FunT", file, 4 + 24 * i), arity, label, index, nfree,
-                          old_uniq))
-    return tuple(out)
+    flat = struct.unpack(f">{6 * n}I", body)
+    names = _names(atoms, flat[0::6], "FunT", file, 24, 0)
+    return tuple(map(_new_tuple, repeat(Lambda),
+                     zip(names, flat[1::6], flat[2::6], flat[3::6], flat[4::6], flat[5::6])))
 
 
 def literal_table_bytes(view: memoryview, file, limit: int = MAX_LITERAL_TABLE) -> memoryview:
