@@ -318,6 +318,42 @@ def literal_table_bytes(view: memoryview, file, limit: int = MAX_LITERAL_TABLE) 
     return memoryview(out)
 
 
+def literal_count(view: memoryview, file, limit: int = MAX_LITERAL_TABLE) -> int:
+    """The number of literals in LitT, reading only the table's first four bytes: for a
+    compressed table, only as much zlib data as gives those bytes is inflated.
+
+    The same limits as :func:`literal_table_bytes` apply to the claimed size, and the
+    count must fit in it (five bytes at least per literal); the literals themselves are
+    not checked (:class:`LiteralTable` does that when they are read).
+    """
+    r = Reader(view, chunk="LitT", file=file)
+    claimed = r.u32("uncompressed size")
+    if claimed == 0:
+        t = Reader(view[4:], chunk="LitT", file=file)
+        n = t.u32("literal count")
+        t.count(n, 5, "literal table")
+        return n
+    if claimed > limit:
+        raise LimitError(f"literal table claims {claimed} bytes uncompressed (limit {limit})",
+                         file=file, chunk="LitT", offset=0)
+    d = zlib.decompressobj()
+    try:
+        head = d.decompress(view[4:], 4)
+    except zlib.error as e:
+        raise FormatError(f"corrupt zlib data: {e}", file=file, chunk="LitT", offset=4) from None
+    if len(head) < 4:
+        if d.eof or not d.unconsumed_tail:
+            raise TruncatedError("zlib data ends early", file=file, chunk="LitT",
+                                 offset=len(view))
+    t = Reader(head, chunk="LitT", file=file, end=min(claimed, 4))
+    n = t.u32("literal count")
+    if n * 5 > claimed - 4:
+        raise TruncatedError(
+            f"literal table claims {n} entries ({n * 5} bytes) but only {claimed - 4} bytes "
+            "remain", file=file, chunk="LitT", offset=4)
+    return n
+
+
 class LiteralTable:
     """The literal table, decoding each literal on first access."""
 

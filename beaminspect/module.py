@@ -290,8 +290,12 @@ class BeamModule:
 
     @property
     def literal_count(self) -> int:
+        """The number of literals; without decoding (or, mostly, inflating) the table
+        unless :attr:`literals` has been read already."""
+        if "literals" in self.__dict__:
+            return len(self.literals)
         view = self._view("LitT", required=False)
-        return 0 if view is None else len(self.literals)
+        return 0 if view is None else C.literal_count(view, self.file)
 
     @cached_property
     def functions(self) -> "tuple[Function, ...]":
