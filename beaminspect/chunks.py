@@ -498,6 +498,11 @@ def decode_types(view: memoryview, file) -> TypeTable:
     return TypeTable(version, tuple(out))
 
 
+def type_version_known(version: int) -> bool:
+    """Whether :func:`decode_types` knows this Type chunk version."""
+    return version in _TYPE_BITS
+
+
 def decode_term_chunk(view: memoryview, chunk: str, file):
     """Attr, CInf, Meta, Docs, ExCk, Dbgi, Abst: one term in external format."""
     if len(view) == 0:

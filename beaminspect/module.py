@@ -75,9 +75,17 @@ class BeamModule:
     def warnings(self) -> tuple[BeamWarning, ...]:
         extra = []
         types = self.container.find("Type")
-        if types is not None and not self.types.known:
-            extra.append(BeamWarning(f"Type chunk version {self.types.version} is not known; "
-                                     "type information is ignored", chunk="Type", offset=0))
+        if types is not None:
+            if "types" in self.__dict__ or types.size < 4:
+                # Decoded already, or too short for a version (decoding raises as before).
+                version, known = self.types.version, self.types.known
+            else:
+                # Only the version matters here: read it without decoding the table.
+                version = int.from_bytes(self.container.view(types)[:4], "big")
+                known = C.type_version_known(version)
+            if not known:
+                extra.append(BeamWarning(f"Type chunk version {version} is not known; "
+                                         "type information is ignored", chunk="Type", offset=0))
         return self.container.warnings + tuple(extra)
 
     # -- atoms and tables ---------------------------------------------------
