@@ -47,13 +47,13 @@ class Container:
     chunks: tuple[ChunkInfo, ...]
     warnings: tuple[BeamWarning, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # id -> the last chunk with that id (later entries overwrite earlier ones).
+        object.__setattr__(self, "_by_id", {c.id: c for c in self.chunks})
+
     def find(self, chunk_id: str) -> ChunkInfo | None:
         """The chunk the loader would use for this id (the last one, as the loader does)."""
-        found = None
-        for c in self.chunks:
-            if c.id == chunk_id:
-                found = c
-        return found
+        return self._by_id.get(chunk_id)
 
     def view(self, info: ChunkInfo) -> memoryview:
         return memoryview(self.data)[info.offset:info.offset + info.size]
