@@ -1218,6 +1218,7 @@ def format_term(term) -> str:
 # ---------------------------------------------------------------------------
 
 _JSON_INT_MAX = 2**53 - 1
+_INT_ONLY = {int}
 
 
 def _json_pid(p: Pid) -> dict:
@@ -1265,6 +1266,11 @@ def to_json(term):
                                 "arity": t.arity}})
         else:
             if tt is list:
+                # A string (a list of small integers) maps to itself: copy it in one step.
+                if t and type(t[0]) is int and set(map(type, t)) == _INT_ONLY \
+                        and -_JSON_INT_MAX <= min(t) and max(t) <= _JSON_INT_MAX:
+                    out.append(list(t))
+                    continue
                 kids, fn = t, list
             elif tt is tuple:
                 kids, fn = t, _json_tuple
