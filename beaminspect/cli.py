@@ -103,8 +103,8 @@ def _show_one(path: str, as_json: bool):
     try:
         m = load(path)
         if as_json:
-            from .render.json_out import dumps, module_summary
-            return True, dumps(module_summary(m))
+            from .render.json_out import module_summary_json
+            return True, module_summary_json(m)
         from .render.text import show_module
         return True, show_module(m)
     except BeamError as e:

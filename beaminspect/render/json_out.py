@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 
 from ..terms import to_json
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
 
 def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text, non-ASCII characters kept (the JSON Lines of the CLI)."""
+    return _ENCODER.encode(obj)
 
 
 def function_entry(e) -> dict:
@@ -43,3 +47,44 @@ def module_summary(m) -> dict:
         "literal_count": m.literal_count,
         "warnings": [w.to_dict() for w in m.warnings],
     }
+
+
+def module_summary_json(m) -> str:
+    """``dumps(module_summary(m))``, the same text, written without building the dicts.
+
+    The function, import and lambda tables are most of the output; their records are
+    formatted directly, with each atom's JSON text made once.  Keep the keys and their
+    order in step with :func:`module_summary` (bench/run.py compares the two on every
+    file of the corpus).
+    """
+    h = m.code_header
+    atoms = m.atoms
+    enc_atoms = list(map(encode_basestring, atoms))
+    q = dict(zip(atoms, enc_atoms))
+    fns = '{"name":%s,"arity":%d,"label":%d}'
+    parts = [
+        '{"file":', encode_basestring(m.file),
+        ',"module":', q[m.name],
+        ',"size":', str(m.size),
+        ',"compressed":', "true" if m.compressed else "false",
+        ',"md5":"', m.md5.hex(),
+        '","chunks":[', ",".join(['{"id":%s,"offset":%d,"size":%d}'
+                                  % (encode_basestring(c.id), c.offset, c.size)
+                                  for c in m.chunks]),
+        '],"code":{"instruction_set":%d,"max_opcode":%d,"label_count":%d,"function_count":%d}'
+        % (h.instruction_set, h.max_opcode, h.label_count, h.function_count),
+        ',"exports":[', ",".join([fns % (q[n], a, lb) for n, a, lb in m.exports]),
+        '],"locals":[', ",".join([fns % (q[n], a, lb) for n, a, lb in m.locals]),
+        '],"imports":[', ",".join(['{"module":%s,"function":%s,"arity":%d}' % (q[mod], q[f], a)
+                                   for mod, f, a in m.imports]),
+        '],"lambdas":[', ",".join(['{"name":%s,"arity":%d,"label":%d,"index":%d,"num_free":%d,'
+                                   '"old_uniq":%d}' % (q[n], a, lb, i, nf, ou)
+                                   for n, a, lb, i, nf, ou in m.lambdas]),
+        '],"atoms":[', ",".join(enc_atoms),
+        '],"attributes":', dumps(to_json(m.attributes)),
+        ',"compile_info":', dumps(to_json(m.compile_info)),
+        ',"literal_count":', str(m.literal_count),
+        ',"warnings":', dumps([w.to_dict() for w in m.warnings]),
+        "}",
+    ]
+    return "".join(parts)
