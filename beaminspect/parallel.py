@@ -8,11 +8,12 @@ runs print byte-identical output.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 #: Below this many files a pool costs more than it saves.
 MIN_FILES_FOR_POOL = 48
+#: Slices per process: enough to even out files of different sizes.
+SLICES_PER_PROCESS = 8
 
 
 def default_jobs() -> int:
@@ -28,20 +29,34 @@ def _run_chunk(job, paths, args):
 
 def map_files(job: Callable, paths: list[str], args: tuple = (), jobs: int | None = None
               ) -> Iterator[tuple[bool, str]]:
-    """Yield ``job(path, *args)`` for each path, in order."""
+    """Yield ``job(path, *args)`` for each path, in order.
+
+    With ``jobs`` > 1 (and enough files), ``jobs - 1`` worker processes take every other
+    slice of the list and this process works through the rest itself while they run:
+    it has to receive and print all the results anyway, so a worker of its own would
+    only compete with it for a core.
+    """
     jobs = default_jobs() if jobs is None else jobs
     if jobs <= 1 or len(paths) < MIN_FILES_FOR_POOL:
         for p in paths:
             yield job(p, *args)
         return
-    # Contiguous slices keep the per-task overhead low; many more slices than workers
-    # keep both cores busy when file sizes vary.
-    n = max(1, len(paths) // (jobs * 8))
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Contiguous slices keep the per-task overhead low; several slices per process keep
+    # every core busy when file sizes vary.
+    n = max(1, len(paths) // (jobs * SLICES_PER_PROCESS))
     slices = [paths[i:i + n] for i in range(0, len(paths), n)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_chunk, job, s, args) for s in slices]
-        for f in futures:
-            yield from f.result()
+    with ProcessPoolExecutor(max_workers=jobs - 1) as pool:
+        # Slice k goes to this process when k % jobs == 0, to the pool otherwise.
+        futures = {k: pool.submit(_run_chunk, job, s, args)
+                   for k, s in enumerate(slices) if k % jobs}
+        for k, s in enumerate(slices):
+            if k % jobs:
+                yield from futures.pop(k).result()
+            else:
+                for p in s:
+                    yield job(p, *args)
 
 
 def chunked(it: Iterable, n: int):
