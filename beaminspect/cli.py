@@ -335,9 +335,8 @@ def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
             if not funcs:
                 return False, f"beaminspect: {path}: no function {function[0]}/{function[1]}"
         if as_json:
-            from .render.disasm_text import module_json
-            from .render.json_out import dumps
-            return True, dumps(module_json(m, funcs))
+            from .render.disasm_text import module_json_text
+            return True, module_json_text(m, funcs)
         from .render.disasm_text import module_text
         return True, module_text(m, funcs)
     except BeamError as e:

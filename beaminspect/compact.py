@@ -35,7 +35,7 @@ __all__ = [
     "U", "I", "A", "X", "Y", "F", "H", "Z", "LIST", "FR", "ALLOC", "LITERAL", "TR",
     "TAG_NAMES", "TAG_NUMBERS", "EXT_FLOAT", "EXT_LIST", "EXT_FR", "EXT_ALLOC",
     "EXT_LITERAL", "EXT_TR", "ALLOC_WORDS", "ALLOC_FLOATS", "ALLOC_FUNS",
-    "MAX_INTEGER_BYTES",
+    "MAX_INTEGER_BYTES", "ONE_BYTE", "TWO_BYTE", "decode_long",
 ]
 
 # -- tags -------------------------------------------------------------------------
@@ -103,9 +103,11 @@ def _build_two_byte() -> tuple:
 
 
 #: First byte -> ready Operand for the one-byte forms of the basic tags, else None.
-_ONE = _build_one_byte()
-#: Two-byte key -> ready Operand for the two-byte forms of the basic tags, else None.
-_TWO = _build_two_byte()
+#: Public for decoders that inline the fast path (see :mod:`beaminspect.disasm`).
+ONE_BYTE = _ONE = _build_one_byte()
+#: ``(first byte << 8) | second byte`` -> ready Operand for the two-byte forms of the
+#: basic tags, else None (consult only when ``first byte & 0x18 == 0x08``).
+TWO_BYTE = _TWO = _build_two_byte()
 
 
 # -- slow paths -------------------------------------------------------------------
@@ -220,6 +222,12 @@ def _decode_long(buf, pos: int, end: int, in_list: bool = False) -> tuple[Operan
         raise FormatError("float operands are obsolete (refused by the loader since R16B)",
                           offset=pos)
     raise FormatError(f"unknown extended tag {value}", offset=pos)
+
+
+#: ``decode_long(buf, pos, end) -> (operand, position after it)``: the slow path of
+#: :func:`decode_operand`, for a term not in :data:`ONE_BYTE` / :data:`TWO_BYTE` (it
+#: accepts any form).
+decode_long = _decode_long
 
 
 # -- public API -------------------------------------------------------------------

@@ -55,7 +55,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
-from .compact import Operand, decode_operands
+from .compact import ONE_BYTE, TWO_BYTE, Operand, decode_operands
+from .compact import decode_long as _decode_long
 from .errors import BeamError, FormatError, TruncatedError
 from .opcodes import ARITIES, NAMES
 from .terms import Atom, format_term
@@ -490,8 +491,13 @@ class _Resolver(dict):
 
 def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
     """The flat instruction stream (through ``int_code_end``), the indices of the
-    ``func_info`` instructions and of the local calls."""
-    code = module.code
+    ``func_info`` instructions and of the local calls.
+
+    Within a module an instruction's operands and values depend only on its bytes, so
+    both are made once per distinct instruction and shared by its repetitions (about
+    four in ten instructions repeat one seen before: moves, tests, allocations).
+    """
+    code = bytes(module.code)
     file = module.file
     header = module.code_header
     end = len(code)
@@ -501,11 +507,14 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
     special = SPECIAL
     names = NAMES
     arities = ARITIES
+    one, two, decode_long = ONE_BYTE, TWO_BYTE, _decode_long
+    seen: dict[bytes, tuple] = {}
+    seen_get = seen.get
     out: list[Instruction] = []
     append = out.append
     func_infos: list[int] = []
     calls: list[int] = []
-    current = None
+    new = _new
     start = pos
     try:
         while True:
@@ -514,31 +523,60 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                 raise TruncatedError("code ends without int_code_end")
             opc = code[pos]
             arity = arities[opc]
-            if arity < 0:
+            pos += 1
+            if arity > 0:
+                ops = []
+                add = ops.append
+                for _ in range(arity):
+                    if pos < end:
+                        b = code[pos]
+                        op = one[b]
+                        if op is not None:
+                            add(op)
+                            pos += 1
+                            continue
+                        if b & 0x18 == 0x08 and pos + 1 < end:
+                            op = two[(b << 8) | code[pos + 1]]
+                            if op is not None:
+                                add(op)
+                                pos += 2
+                                continue
+                    op, pos = decode_long(code, pos, end)
+                    add(op)
+                key = code[start:pos]
+                hit = seen_get(key)
+                if hit is None:
+                    args = tuple(ops)
+                    kinds = special[opc]
+                    if kinds is None:
+                        values = tuple(map(getv, args))
+                    else:
+                        values = res.special(kinds, args)
+                    seen[key] = (args, values)
+                else:
+                    args, values = hit
+            elif arity == 0:
+                args = values = ()
+            else:
                 raise FormatError(f"unknown opcode {opc}")
-            if arity:
-                args, pos = decode_operands(code, pos + 1, end, arity)
-            else:
-                args = ()
-                pos += 1
-            kinds = special[opc]
-            if kinds is None:
-                values = tuple(map(getv, args))
-            else:
-                values = res.special(kinds, args)
-                if opc <= OP_CALL_ONLY:
+            if opc <= OP_CALL_ONLY:
+                if opc >= OP_CALL:
                     calls.append(len(out))
-            if opc == OP_FUNC_INFO:
-                m, f, a = values
-                if not isinstance(f, Atom) or not isinstance(m, Atom) or type(a) is not int \
-                        or args[2].tag != "u":
-                    raise FormatError("func_info needs two atoms and an arity")
-                current = f"{f}/{a}"
-                func_infos.append(len(out))
-            append(_new(Instruction, (opc, names[opc], start, args, values)))
-            if opc == OP_INT_CODE_END:
-                break
+                elif opc == OP_FUNC_INFO:
+                    m, f, a = values
+                    if not isinstance(f, Atom) or not isinstance(m, Atom) \
+                            or type(a) is not int or args[2].tag != "u":
+                        raise FormatError("func_info needs two atoms and an arity")
+                    func_infos.append(len(out))
+                elif opc == OP_INT_CODE_END:
+                    append(new(Instruction, (opc, names[opc], start, args, values)))
+                    break
+            append(new(Instruction, (opc, names[opc], start, args, values)))
     except BeamError as e:
+        current = None
+        if func_infos:
+            fi = out[func_infos[-1]].values
+            current = f"{fi[1]}/{fi[2]}"
         raise e.with_context(file=file, chunk="Code", offset=start, function=current) from None
     return out, func_infos, calls
 
@@ -596,15 +634,25 @@ def disassemble(module) -> tuple[Function, ...]:
     for s, k, e in bounds:
         fi = stream[k]
         entries[stream[k + 1].values[0]] = (str(fi.values[1]), fi.values[2])
-    # Local calls: the label becomes the function it enters.
+    # Local calls: the label becomes the function it enters.  Identical calls share
+    # their values (see _decode), and so do the replacements.
+    replaced: dict[int, tuple] = {}
     for i in calls:
         ins = stream[i]
-        label = ins.values[1]
-        target = entries.get(label.number) if label is not None else None
-        if target is not None:
-            values = list(ins.values)
-            values[1] = _new(LocalFunc, (target[0], target[1], label.number))
-            stream[i] = ins._replace(values=tuple(values))
+        old = ins[4]
+        values = replaced.get(id(old))
+        if values is None:
+            label = old[1]
+            target = entries.get(label.number) if label is not None else None
+            if target is None:
+                values = old
+            else:
+                values = list(old)
+                values[1] = _new(LocalFunc, (target[0], target[1], label.number))
+                values = tuple(values)
+            replaced[id(old)] = values
+        if values is not old:
+            stream[i] = _new(Instruction, (ins[0], ins[1], ins[2], ins[3], values))
     table = module.line_table
     own_file = table.names[0] if table is not None and table.names else None
     out = []

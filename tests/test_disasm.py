@@ -463,3 +463,42 @@ def test_cli_bad_file_one_line_exit_2(tmp_path, tiny_path):
     assert err == (f"beaminspect: {bad}: chunk Code function f/1 at offset {OFFS[BODY0]}: "
                    "unknown opcode 0")
     assert "function g/1" in res.stdout  # the good file is still listed
+
+
+# ---------------------------------------------------------------------------
+# Listings: direct JSON text, parallel runs
+# ---------------------------------------------------------------------------
+
+def _listing_corpus(stride: int) -> list[str]:
+    from corpus import SAMPLE_BEAMS
+    from otp import ELIXIR_BEAMS, OTP_BEAMS
+    return SAMPLE_BEAMS + OTP_BEAMS[::stride] + ELIXIR_BEAMS[::stride]
+
+
+def test_json_text_is_the_dumped_dicts(tiny):
+    from beaminspect.render.disasm_text import module_json, module_json_text
+    from beaminspect.render.json_out import dumps
+    assert module_json_text(tiny) == dumps(module_json(tiny))
+    g = [f for f in tiny.functions if f.name == "g"]
+    assert module_json_text(tiny, g) == dumps(module_json(tiny, g))
+    for path in _listing_corpus(11):
+        try:
+            m = beaminspect.load(path)
+            m.functions
+        except BeamError:
+            continue
+        assert module_json_text(m) == dumps(module_json(m)), path
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_parallel_output_is_the_serial_output(tiny_path, as_json):
+    from beaminspect.parallel import MIN_FILES_FOR_POOL
+    paths = [tiny_path] + _listing_corpus(40)
+    if len(paths) < MIN_FILES_FOR_POOL:
+        pytest.skip("not enough beams for a pool")
+    opt = ["--json"] if as_json else []
+    serial = runner.invoke(app, ["disasm", *opt, "-j", "1", *paths])
+    parallel = runner.invoke(app, ["disasm", *opt, "-j", "2", *paths])
+    assert serial.exit_code == parallel.exit_code
+    assert serial.stdout == parallel.stdout
+    assert serial.stderr == parallel.stderr

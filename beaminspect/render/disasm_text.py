@@ -35,7 +35,10 @@ as in the text listing: ``{x,0}``, ``{y,1}``, ``{fr,0}``,
 
 from __future__ import annotations
 
-from ..disasm import OP_LABEL, OP_LINE
+from json.encoder import encode_basestring as _enc
+
+from ..disasm import OP_LABEL, OP_LINE, format_value
+from .json_out import dumps
 
 _INDENT = "    "
 
@@ -85,6 +88,8 @@ def module_text(m, functions=None) -> str:
 
 
 def function_json(f, cache: dict | None = None) -> dict:
+    """The JSON object of one function (as a dict; :func:`module_json_text` writes the
+    same text without building it)."""
     if cache is None:
         cache = {}
     get = cache.get
@@ -117,3 +122,83 @@ def module_json(m, functions=None) -> dict:
     cache: dict = {}
     return {"module": m.name, "file": m.file,
             "functions": [function_json(f, cache) for f in funcs]}
+
+
+# -- JSON text, written directly ------------------------------------------------------
+#
+# ``module_json_text(m)`` is ``dumps(module_json(m))`` character for character (the
+# tests compare the two), written without the nested dicts: each distinct instruction
+# of a module gets its ``{"op":...,"args":[...],"offset":`` prefix once and each
+# distinct operand value its JSON text once.  The disassembler shares the ``args``
+# tuple of identical instructions, so the prefix cache is keyed by that tuple's
+# identity (the cache keeps the tuple alive, and checks it and the opcode on a hit).
+
+class _JsonText:
+    __slots__ = ("by_args", "by_value")
+
+    def __init__(self) -> None:
+        self.by_args: dict[int, tuple] = {}
+        self.by_value: dict[int, tuple] = {}
+
+    def arg(self, a, v) -> str:
+        if v is None:
+            return "null"
+        t = type(v)
+        if t is int:
+            if a.tag == "u":
+                return int.__repr__(v)
+            return _enc(format_value(a, v))
+        if t is tuple:
+            if a.tag == "list" and len(a.value) == len(v):
+                arg = self.arg
+                return "[" + ",".join([arg(x, y) for x, y in zip(a.value, v)]) + "]"
+            return _enc(format_value(a, v))
+        hit = self.by_value.get(id(v))
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        text = _enc(format_value(a, v))
+        self.by_value[id(v)] = (v, text)
+        return text
+
+    def prefix(self, ins) -> str:
+        arg = self.arg
+        return ('{"op":' + _enc(ins.name) + ',"args":['
+                + ",".join([arg(a, v) for a, v in zip(ins.args, ins.values)])
+                + '],"offset":')
+
+    def function(self, f) -> str:
+        by_args = self.by_args
+        get = by_args.get
+        parts = []
+        append = parts.append
+        for ins in f.instructions:
+            op, name, offset, args, values = ins
+            if op == OP_LABEL and len(values) == 1 and type(values[0]) is int:
+                append('{"op":"label","args":[%d],"offset":%d}' % (values[0], offset))
+                continue
+            hit = get(id(args))
+            if hit is None or hit[0] is not args or hit[1] != op or hit[2] is not values:
+                if op == OP_LINE and len(values) == 1:
+                    loc = values[0]
+                    text = ('{"op":"line","args":['
+                            + ("null" if loc is None else _enc(f"{loc.file}:{loc.line}"))
+                            + '],"offset":')
+                elif op == OP_LABEL:
+                    text = ('{"op":"label","args":' + dumps(list(values)) + ',"offset":')
+                else:
+                    text = self.prefix(ins)
+                hit = by_args[id(args)] = (args, op, values, text)
+            append(hit[3] + int.__repr__(offset) + "}")
+        lines = f.lines
+        return ('{"name":' + _enc(f.name) + ',"arity":' + int.__repr__(f.arity)
+                + ',"entry":' + int.__repr__(f.entry) + ',"lines":'
+                + ("null" if lines is None else "[%d,%d]" % lines)
+                + ',"instructions":[' + ",".join(parts) + "]}")
+
+
+def module_json_text(m, functions=None) -> str:
+    """``dumps(module_json(m, functions))``, written directly (see above)."""
+    funcs = m.functions if functions is None else functions
+    w = _JsonText()
+    return ('{"module":' + _enc(m.name) + ',"file":' + _enc(m.file) + ',"functions":['
+            + ",".join([w.function(f) for f in funcs]) + "]}")
