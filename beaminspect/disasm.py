@@ -510,6 +510,7 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
     one, two, decode_long = ONE_BYTE, TWO_BYTE, _decode_long
     seen: dict[bytes, tuple] = {}
     seen_get = seen.get
+    locs = res._locs
     out: list[Instruction] = []
     append = out.append
     func_infos: list[int] = []
@@ -524,6 +525,27 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
             opc = code[pos]
             arity = arities[opc]
             pos += 1
+            if opc == OP_LABEL or opc == OP_LINE:
+                # One 'u' operand, in its one- or two-byte form (all but corrupt files);
+                # every label and most lines are distinct, so they skip the sharing.
+                b = code[pos] if pos < end else 8
+                if not b & 0x0F:
+                    op = one[b]
+                    pos += 1
+                elif b & 0x1F == 0x08 and pos + 1 < end:
+                    op = two[(b << 8) | code[pos + 1]]
+                    pos += 2
+                else:
+                    op = None
+                if op is not None:
+                    v = op[1]
+                    if opc == OP_LINE:
+                        v = locs.get(v, _MISSING)
+                        if v is _MISSING:
+                            v = res.loc(op[1])
+                    append(new(Instruction, (opc, names[opc], start, (op,), (v,))))
+                    continue
+                pos = start + 1
             if arity > 0:
                 ops = []
                 add = ops.append
@@ -613,14 +635,12 @@ def _group(module, stream: list[Instruction], func_infos: list[int]) -> list[tup
 
 
 def _lines(instructions, own_file: str | None) -> tuple[int, int] | None:
-    own = []
-    other = []
-    for ins in instructions:
-        if ins.opcode == OP_LINE:
-            loc = ins.values[0]
-            if loc is not None:
-                (own if loc.file == own_file else other).append(loc.line)
-    use = own or other
+    locs = [ins[4][0] for ins in instructions if ins[0] == OP_LINE]
+    if not locs:
+        return None
+    locs = [loc for loc in locs if loc is not None]
+    use = [loc[1] for loc in locs if loc[0] == own_file] \
+        or [loc[1] for loc in locs if loc[0] != own_file]
     if not use:
         return None
     return (min(use), max(use))
@@ -659,7 +679,7 @@ def disassemble(module) -> tuple[Function, ...]:
     for s, k, e in bounds:
         fi = stream[k]
         body = tuple(stream[s:e])
-        labels = tuple(ins.values[0] for ins in body if ins.opcode == OP_LABEL)
+        labels = tuple([ins[4][0] for ins in body if ins[0] == OP_LABEL])
         out.append(Function(str(fi.values[1]), fi.values[2], stream[k + 1].values[0],
                             labels, body, _lines(body, own_file), body[0].offset))
     return tuple(out)
