@@ -3,7 +3,9 @@ installed OTP and Elixir beam, each as a whole process (start-up included).
 
     .venv/bin/python bench/disasm_bench.py [--runs 5] [--jobs N]
 
-Prints the median wall time of each over ``--runs`` runs and their ratio.
+Prints the median wall time of each over ``--runs`` runs and their ratio.  The runs
+alternate (erl, beaminspect, erl, ...) so that both see the same load on a shared
+machine.  ``run(runs=5)`` returns the same figures as a dict (for bench/run.py).
 """
 
 from __future__ import annotations
@@ -36,23 +38,38 @@ def timed(cmd: list[str]) -> float:
         proc = subprocess.run(cmd, stdout=null, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): "
+                           f"{proc.stderr.decode(errors='replace')[-2000:]}")
     return elapsed
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--jobs", type=int, default=None, help="passed to beaminspect -j")
-    opts = ap.parse_args()
+ANCHOR = "beam_disasm (erl)"
+OURS = "beaminspect disasm --json"
+
+
+def _beaminspect() -> str:
+    exe = os.path.join(os.path.dirname(sys.executable), "beaminspect")
+    if os.path.exists(exe):
+        return exe
+    found = shutil.which("beaminspect")
+    if found is None:
+        raise RuntimeError("beaminspect is not installed")
+    return found
+
+
+def run(runs: int = 5, jobs: int | None = None) -> dict:
+    """Time both commands ``runs`` times each, interleaved, over the whole corpus.
+
+    Returns ``{"files", "runs", "jobs", "times": {name: [s, ...]}, "median":
+    {name: s}, "ratio"}`` where ratio is beaminspect's median over beam_disasm's.
+    """
     files = corpus()
     if not files:
-        sys.exit("no OTP beams under /usr/lib/erlang/lib")
+        raise RuntimeError("no OTP beams under /usr/lib/erlang/lib")
     if shutil.which("erl") is None:
-        sys.exit("erl is not installed")
-    exe = os.path.join(os.path.dirname(sys.executable), "beaminspect")
-    if not os.path.exists(exe):
-        exe = shutil.which("beaminspect") or sys.exit("beaminspect is not installed")
+        raise RuntimeError("erl is not installed")
+    exe = _beaminspect()
+    times: dict[str, list[float]] = {ANCHOR: [], OURS: []}
     with tempfile.TemporaryDirectory() as d:
         listing = os.path.join(d, "files.eterm")
         with open(listing, "w", encoding="utf-8") as f:
@@ -61,19 +78,39 @@ def main() -> None:
                f"{{ok, [Files]}} = file:consult({_erl_string(listing)}), "
                "[beam_disasm:file(F) || F <- Files], halt()."]
         ours = [exe, "disasm", "--json", *files]
-        if opts.jobs is not None:
-            ours[2:2] = ["-j", str(opts.jobs)]
-        results = {}
-        for name, cmd in (("beam_disasm (erl)", erl), ("beaminspect disasm --json", ours)):
-            times = [timed(cmd) for _ in range(opts.runs)]
-            results[name] = times
-    jobs = opts.jobs if opts.jobs is not None else len(os.sched_getaffinity(0))
-    print(f"{len(files)} files, {opts.runs} runs each, beaminspect on {jobs} worker(s)")
+        if jobs is not None:
+            ours[2:2] = ["-j", str(jobs)]
+        for k in range(runs):
+            # Alternate which goes first, so neither always follows the other.
+            order = ((ANCHOR, erl), (OURS, ours)) if k % 2 == 0 else ((OURS, ours), (ANCHOR, erl))
+            for name, cmd in order:
+                times[name].append(timed(cmd))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    return {
+        "files": len(files),
+        "runs": runs,
+        "jobs": jobs if jobs is not None else len(os.sched_getaffinity(0)),
+        "times": times,
+        "median": median,
+        "ratio": median[OURS] / median[ANCHOR],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=None, help="passed to beaminspect -j")
+    opts = ap.parse_args()
+    try:
+        r = run(opts.runs, opts.jobs)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    print(f"{r['files']} files, {r['runs']} runs each (interleaved), "
+          f"beaminspect on {r['jobs']} worker(s)")
     print(f"{'command':<28}{'median s':>10}{'min s':>10}{'max s':>10}")
-    for name, times in results.items():
+    for name, times in r["times"].items():
         print(f"{name:<28}{statistics.median(times):>10.2f}{min(times):>10.2f}{max(times):>10.2f}")
-    a, b = (statistics.median(t) for t in results.values())
-    print(f"ratio beaminspect / beam_disasm: {b / a:.2f}")
+    print(f"ratio beaminspect / beam_disasm: {r['ratio']:.2f}")
 
 
 if __name__ == "__main__":
