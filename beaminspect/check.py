@@ -22,10 +22,14 @@ beam_load.c) and uses its words for the reasons:
    label`` shape of function starts, ``int_code_end``; obsolete opcodes the release
    refuses; labels defined once and every referenced label defined.
 
-What it cannot see: after reading, the loader matches each instruction against the
-specific instructions of its emulator (``ops.tab``) and refuses operand types no
-specific instruction takes ("no specific operation found").  A well-formed operand of
-the wrong kind (a literal where only a register fits) is accepted here.
+5. after reading, what the loader's transformation rules (``ops.tab``) and specific
+   instructions (jit/asm_load.c) make of each operand: the kinds of operand refused at
+   each position of each generic instruction (``bad tag N for destination``, ``no
+   specific operation found``...), BIF imports that are not BIFs, line indexes and line
+   table size, fun indexes and free-variable counts, the function count.  The kinds come
+   from :mod:`beaminspect.loader_rules`, measured on the OTP 25 JIT (x86_64) by
+   tools/gen_loader_rules.py; other releases get the reader's checks of step 4 and the
+   line checks only.
 """
 
 from __future__ import annotations
@@ -155,6 +159,8 @@ class _R:
                     return tag, v, 0
             elif word < (1 << 63):
                 return tag, word, 0
+        if tag == 0:
+            return _TAG_U_BIG, None, count
         if tag != 1:
             return 8, None, count
         return tag, int.from_bytes(raw, "big", signed=True), count
@@ -218,16 +224,18 @@ def _atoms(view, otp: int) -> list[str]:
     return out
 
 
-def _imports(view, natoms: int) -> int:
+def _imports(view, natoms: int) -> list[tuple[int, int, int]]:
     r = _R(view, 0, len(view), ("corrupt_import_table", "corrupt import table"))
     count = r.i32()
     if not _check_table_count(count, 0, 24):
         r.bad()
+    out = []
     for _ in range(count):
         m, f, a = r.i32(), r.i32(), r.i32()
         if not (0 <= m <= natoms and 0 <= f <= natoms and 0 <= a <= MAX_ARG):
             r.bad()
-    return count
+        out.append((m, f, a))
+    return out
 
 
 def _exports(view, natoms: int) -> list[tuple[int, int, int]]:
@@ -244,7 +252,8 @@ def _exports(view, natoms: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _lambdas(view, natoms: int) -> list[int]:
+def _lambdas(view, natoms: int) -> list[tuple[int, int]]:
+    """``(label, number of free variables)`` of each FunT entry."""
     r = _R(view, 0, len(view), ("corrupt_lambda_table", "corrupt lambda table"))
     count = r.i32()
     if not _check_table_count(count, 0, 40):
@@ -254,7 +263,7 @@ def _lambdas(view, natoms: int) -> list[int]:
         a, _arity, label, _index, _nfree, _uniq = (r.i32() for _ in range(6))
         if not (0 <= a <= natoms and label >= 0):
             r.bad()
-        labels.append(label)
+        labels.append((label, _nfree))
     # The module MD5 walks the table in 24-byte steps and refuses a remainder.
     if (len(view) - 4) % 24:
         r.bad()
@@ -307,11 +316,13 @@ def _term_ok(raw: bytes) -> bool:
     return True
 
 
-def _lines(view) -> int:
+def _lines(view) -> tuple[int, int] | None:
+    """The numbers of line items and of line instructions, or None when the loader
+    ignores the chunk (a version it does not know)."""
     r = _R(view, 0, len(view), ("corrupt_line_table", "corrupt line table"))
     if r.i32() != 0:
-        return 0
-    _flags, _ninstr, nitems, nnames = r.i32(), r.i32(), r.i32(), r.i32()
+        return None
+    _flags, ninstr, nitems, nnames = r.i32(), r.i32(), r.i32(), r.i32()
     if not (_check_table_count(nitems, 0, 8) and _check_table_count(nnames, 0, 8)):
         r.bad()
     i = 0
@@ -333,7 +344,7 @@ def _lines(view) -> int:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             r.bad()
-    return nitems
+    return nitems, ninstr
 
 
 def _types(view, otp: int) -> int | None:
@@ -373,12 +384,153 @@ def _types(view, otp: int) -> int | None:
 
 
 # ---------------------------------------------------------------------------
+# Operands after reading: ops.tab transformations and asm_load.c checks
+# ---------------------------------------------------------------------------
+
+#: Raw tag number -> the loader's operand kind (see loader_rules); extended operands
+#: and the special values (atom 0 is nil, label 0 is "no label") are set while reading.
+_KIND_OF_TAG = ("u", "i", "a", "x", "y", "f", None, None, None, "u", "o")
+
+#: Opcode -> position of the BIF import of bif0/bif1/bif2/gc_bif1/gc_bif2/gc_bif3.
+_BIF_OPERAND = {9: 0, 10: 1, 11: 1, 124: 2, 125: 2, 152: 2}
+#: The only BIFs ops.tab gives bif0 a specific instruction for (self/0, node/0).
+_BIF0 = {("erlang", "self", 0), ("erlang", "node", 0)}
+_OP_MAKE_FUN2, _OP_MAKE_FUN3 = 103, 171
+#: Internal tag of an untagged integer too large for a word (the loader's TAG_o).
+_TAG_U_BIG = 10
+#: Internal tag of an extended list's count (an untagged integer to the loader).
+_TAG_LIST_COUNT = 9
+
+
+class _Operands:
+    """The checks the loader makes after reading an instruction, for one module.
+
+    * ``loader_rules.REFUSED``: the kinds of operand no transformation or specific
+      instruction of the release takes at a position of a generic instruction, with the
+      loader's message (``bad tag N for destination``, ``bad tag N for general source``,
+      ``bad tag N; expected 0``, ``no specific operation found``...);
+    * the BIF operand of ``bif*``/``gc_bif*`` must name a BIF (asm_load.c, type ``b``:
+      "import N not a BIF"); ``bif0`` exists only for ``self/0`` and ``node/0``;
+    * a ``line`` index must be below the Line chunk's item count (asm_load.c,
+      ``add_line_entry``: "line instruction index overflow");
+    * a ``make_fun2``/``make_fun3`` index must be below the FunT count (the loader emits
+      ``i_lambda_error`` with an overflow operand, refused as "bad tag 14; expected 0").
+
+    The first three rules need the release's measured tables; releases without them get
+    only the line rule.
+    """
+
+    __slots__ = ("refused", "atoms_taken", "bifs", "atoms", "imports", "nfree",
+                 "nline_items", "nline_instrs", "li", "last_loc", "pending", "previous")
+
+    def __init__(self, otp: int, atoms: list[str], imports: list, nfree: list[int],
+                 nline_items: int, nline_instrs: int) -> None:
+        from . import loader_rules
+        self.refused = loader_rules.REFUSED.get(otp)
+        self.atoms_taken = loader_rules.ATOMS.get(otp, {})
+        self.bifs = loader_rules.BIFS.get(otp)
+        self.atoms = atoms
+        self.imports = imports
+        self.nfree = nfree
+        self.nline_items = nline_items
+        self.nline_instrs = nline_instrs
+        self.li = 0              # line entries emitted so far
+        self.last_loc = None     # location of the last one
+        self.pending = None      # (location, instruction before the line)
+        self.previous = None     # (opcode, args) of the previous instruction
+
+    def _named_atom(self, opc: int, pos: int, index: int) -> bool:
+        taken = self.atoms_taken.get(opc, {}).get(pos, ())
+        return 0 < index <= len(self.atoms) and self.atoms[index - 1] in taken
+
+    def _line_entry(self, loc: int, forced: bool) -> None:
+        """asm_load.c ``add_line_entry``: a location equal to the previous one is not
+        stored again, except for the line of a function start (``func_line``)."""
+        if not forced and self.li and self.last_loc == loc:
+            return
+        if self.li >= self.nline_instrs:
+            _refuse("line_table", f"op line: line instruction table overflow "
+                    f"({self.li}/{self.nline_instrs})")
+        self.li += 1
+        self.last_loc = loc
+
+    def _lines(self, opc: int, args: list, kinds: list) -> None:
+        if self.pending is not None:
+            loc, before = self.pending
+            self.pending = None
+            # ops.tab: "move S x0 | line Loc | call_last/call_only/call_ext_last/
+            # call_ext_only (not a BIF) => move S x0 | call..." drops the line.
+            dropped = (before is not None and before[0] == 64 and before[1][1] == (3, 0)
+                       and opc in (5, 6, 8, 78))
+            if dropped and opc in (8, 78):
+                index = args[1][1]
+                dropped = args[1][0] == 0 and index < len(self.imports) \
+                    and self.imports[index] not in (self.bifs or ())
+            if not dropped:
+                self._line_entry(loc, forced=opc == _OP_FUNC_INFO)
+        if opc == _OP_LINE and kinds and kinds[0] == "u" and self.nline_items:
+            self.pending = (args[0][1], self.previous)
+        self.previous = (opc, args)
+
+    def check(self, opc: int, args: list, kinds: list) -> None:
+        name = OPCODES[opc].name
+        if opc == _OP_LINE and kinds and kinds[0] == "u" and self.nline_items \
+                and args[0][1] >= self.nline_items:
+            _refuse("line_index", f"op line: line instruction index overflow "
+                    f"({args[0][1]}/{self.nline_items})")
+        if self.nline_items:
+            self._lines(opc, args, kinds)
+        if self.refused is None:
+            return
+        rules = self.refused.get(opc)
+        if rules:
+            for pos, kind in enumerate(kinds):
+                words = rules.get(pos, {}).get(kind) if kind is not None else None
+                if words is not None and kind == "a" and self._named_atom(opc, pos, args[pos][1]):
+                    continue  # a transformation rule names this atom (ops.tab: a==am_...)
+                if words is not None:
+                    _refuse("operand_kind", f"op {name} (operand {pos + 1}, {_KIND_NAMES[kind]}): "
+                            + words)
+        pos = _BIF_OPERAND.get(opc)
+        if pos is not None and pos < len(args) and kinds[pos] == "u" \
+                and args[pos][1] < len(self.imports):
+            index = args[pos][1]
+            mfa = self.imports[index]
+            if opc == 9 and mfa not in _BIF0:
+                _refuse("not_a_bif", f"op bif0: import {index} ({_mfa(mfa)}): no specific "
+                        "operation found")
+            if mfa not in self.bifs:
+                _refuse("not_a_bif", f"op {name}: import {index} not a BIF ({_mfa(mfa)})")
+        if opc in (_OP_MAKE_FUN2, _OP_MAKE_FUN3) and kinds and kinds[0] == "u":
+            index = args[0][1]
+            lambda_error = "op i_lambda_error: t: bad tag 14; expected 0"
+            if index >= len(self.nfree):
+                _refuse("bad_lambda", f"op {name}: fun index {index} is not in the fun table "
+                        f"({len(self.nfree)} entries): {lambda_error}")
+            if opc == _OP_MAKE_FUN3 and len(kinds) > 2 and kinds[2] == "u" \
+                    and args[2][1] != self.nfree[index]:
+                _refuse("bad_lambda", f"op {name}: {args[2][1]} free variables, the fun table "
+                        f"says {self.nfree[index]}: {lambda_error}")
+
+
+_KIND_NAMES = {"u": "untagged integer", "i": "integer", "a": "atom", "n": "nil",
+               "x": "x register", "y": "y register", "f": "label", "p": "no label",
+               "q": "literal", "l": "float register", "o": "integer too large"}
+
+
+def _mfa(mfa) -> str:
+    return "{}:{}/{}".format(*mfa) if mfa else "?"
+
+
+# ---------------------------------------------------------------------------
 # Code (beam_file.c: beamcodereader_read_next / beamcodereader_next)
 # ---------------------------------------------------------------------------
 
-def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports: int):
-    """Read every instruction as the loader's reader does.  Returns the defined labels,
-    the referenced labels, the entry labels and the number of functions."""
+def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports: int,
+          operands: _Operands | None = None):
+    """Read every instruction as the loader's reader does (and, with ``operands``, apply
+    the release's operand rules to it).  Returns the defined labels, the referenced
+    labels, the entry labels and the number of functions."""
     fail = ("invalid_opcode", "invalid opcode")
     hsize = _I32.unpack_from(code, 0)[0]
     label_count = _I32.unpack_from(code, 12)[0]
@@ -396,9 +548,11 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
         info = OPCODES[opc]
         arity = info.arity
         args = []
+        kinds = []
         i = 0
         while i < arity:
             tag, v, size = r.tagged()
+            kind = _KIND_OF_TAG[tag]
             if tag == 8:       # overflowing value: no instruction takes one
                 r.bad()
             elif tag == 2:     # atom
@@ -410,6 +564,8 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                         r.bad()
                     referenced.add(v)
             elif tag == 1:     # integer: a bignum must be normalised
+                if size:
+                    kind = "q"  # a bignum becomes a literal
                 if size and abs(v) < (1 << (8 * (size - 2))) and not (
                         v < 0 and abs(v) == 1 << (8 * size - 1)):
                     r.bad()
@@ -431,15 +587,18 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                     # The loader adds the count to a C int: a count near 2**31 (or
                     # 2**32) wraps around and ends the operand loop early.
                     arity = wrapped
-                    tag, v = 0, n
+                    # The count stays in the operand's place as an untagged integer.
+                    tag, v, kind = _TAG_LIST_COUNT, n, "u"
                 elif v == 2:
                     ctag, n, csize = r.tagged()
                     if ctag != 0 or n >= MAX_REG:
                         r.bad()
+                    kind = "l"
                 elif v == 3:
                     ctag, n, csize = r.tagged()
                     if ctag != 0 or n > 3:
                         r.bad()
+                    kind = "u"  # the loader turns an allocation list into a word count
                     for _ in range(n):
                         ktag, kind, _s = r.tagged()
                         ntag, num, _s2 = r.tagged()
@@ -449,6 +608,7 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                     ctag, n, csize = r.tagged()
                     if ctag != 0 or n >= nlits:
                         r.bad()
+                    kind = "q"
                 elif v == 5:
                     rtag, _reg, _rs = r.tagged()
                     if rtag not in (3, 4):
@@ -458,21 +618,34 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                         r.bad()
                     if ntypes is not None and ti >= ntypes:
                         r.bad()
+                    kind = "x" if rtag == 3 else "y"
                 else:          # 0: float (gone since R16B), others unknown
                     r.bad()
+            if v == 0 and tag in (2, 5):
+                kind = "n" if tag == 2 else "p"
             args.append((tag, v))
+            kinds.append(kind)
             i += 1
         pos = _IMPORT_OPERAND.get(opc)
         if pos is not None and pos < len(args):
             tag, v = args[pos]
-            if tag == 0 and v >= nimports:
+            if tag in (0, _TAG_LIST_COUNT) and v >= nimports:
                 _refuse("invalid_import", f"op {info.name}: invalid import table index {v}")
+        if operands is not None:
+            operands.check(opc, args, kinds)
         return opc, args
 
     def define(args) -> None:
-        if args[0][0] != 0:
+        tag, lbl = args[0]
+        if tag == _TAG_LIST_COUNT:
+            # An extended list where a label number belongs.  The loader takes it (the
+            # count stays as an untagged integer), but what it then records as defined
+            # is not modelled: refuse, with a code of its own, rather than guess.
+            _refuse("list_as_label", f"label defined by an extended list (count {lbl}): "
+                    "not modelled")
+        elif tag != 0:
             r.bad()
-        defined.append(args[0][1])
+        defined.append(lbl)
 
     while True:
         opc, args = read_op()
@@ -550,15 +723,18 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
     imp = get(b"ImpT")
     if imp is None:
         _refuse("missing_import_table", "missing import table")
-    nimports = _imports(imp, natoms)
+    imports = _imports(imp, natoms)
+    nimports = len(imports)
     exp = get(b"ExpT")
     if exp is None:
         _refuse("missing_export_table", "missing export table")
     exports = _exports(exp, natoms)
     lambdas = _lambdas(get(b"FunT"), natoms) if get(b"FunT") is not None else []
     nlits = _literals(get(b"LitT")) if get(b"LitT") is not None else 0
-    if get(b"Line") is not None:
-        _lines(get(b"Line"))
+    # The loader adds item 0 ("no location") in front of the file's items.
+    line_counts = _lines(get(b"Line")) if get(b"Line") is not None else None
+    nline_items = 0 if line_counts is None else line_counts[0] + 1
+    nline_instrs = 0 if line_counts is None else line_counts[1]
     ntypes = _types(get(b"Type"), otp) if get(b"Type") is not None else None
 
     for cid, what in ((b"Attr", "module attributes"), (b"CInf", "compilation information")):
@@ -582,7 +758,13 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
                 "runtime system. To fix this, please re-compile this module with "
                 "Erlang/OTP 24 or later.")
 
-    defined, referenced, entries, nfuncs = _code(code, otp, natoms, nlits, ntypes, nimports)
+    def name(index: int) -> str | None:
+        return atoms[index - 1] if 0 < index <= natoms else None
+
+    operands = _Operands(otp, atoms, [(name(m), name(f), a) for m, f, a in imports],
+                         [nfree for _label, nfree in lambdas], nline_items, nline_instrs)
+    defined, referenced, entries, nfuncs = _code(code, otp, natoms, nlits, ntypes, nimports,
+                                                 operands)
     seen: set[int] = set()
     for lbl in defined:
         if lbl in seen or lbl >= label_count or lbl == 0:
@@ -591,11 +773,14 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
     for lbl in sorted(referenced):
         if lbl not in seen:
             _refuse("undefined_label", f"undefined label {lbl}")
-    for lbl in lambdas:
+    for lbl, _nfree in lambdas:
         if lbl not in seen:
             _refuse("bad_lambda", f"fun refers to undefined label {lbl}")
     if nfuncs > _nfunc:
         _refuse("too_many_functions", "too many functions")
+    if nfuncs < _nfunc:
+        _refuse("too_few_functions",
+                f"too few functions ({nfuncs}) in module (header said {_nfunc})")
 
 
 def check_bytes(data: bytes, otp: int = 25, module_name: str | None = None) -> Verdict:
