@@ -15,10 +15,21 @@ Classes of mutants left out, and why:
 * ``deep_term``: terms nested beyond the library's depth limit (10,000) in chunks the
   loader never decodes (Attr, CInf, Dbgi...) load in the VM and are refused by the
   library on purpose; (a) cannot hold for them.
-* ``code:tag`` (an operand's tag changed, value kept): such an operand is well formed,
-  and whether the instruction then exists with that operand type is decided by the
-  emulator's specific-instruction tables (``ops.tab``), which a static reader does not
-  have.
+
+Every file's answer comes with the loader's own message (``prepare_loading`` only says
+``badfile``; the loader writes the reason to the logger, which the ``erl`` side reads
+back after each file), so a disagreement names the loader check it is about.
+
+Operand kinds (``code:tag`` mutants, and bit flips that change a tag) are judged by the
+tables of ``beaminspect/loader_rules.py``, measured on this OTP 25 by
+tools/gen_loader_rules.py on probes built from unmutated modules (not from this corpus).
+
+A list count near 2**31, 2**32 or 2**62 (``code:list``) wraps around in the loader's C
+``int`` arity: the operand loop ends early and the count stays in the operand's place as
+an untagged integer, judged like any other operand.  check models that wrap-around (it
+says "loads" where the VM loads such a file), because the loader's answer is
+deterministic and the file does load: refusing it would be a disagreement, not caution.
+One case is not modelled, see ``NOT_MODELLED``.
 """
 
 from __future__ import annotations
@@ -47,53 +58,86 @@ pytestmark = [
 ]
 
 EXCLUDED = ("litt_bomb", "gzip_bomb", "deep_term")
-EXCLUDED_CODE_KINDS = ("code:tag",)
 SEED = 2024
-COUNT = 400
+COUNT = 1000
+
+#: check's verdicts left out of the agreement, with the reason.  ``list_as_label``: an
+#: extended list whose count wraps around, in place of a ``label`` instruction's number
+#: (1 mutant of this corpus, a ``code:list`` of release_handler_1): the VM loads it, but
+#: which label it then counts as defined is not known, so check refuses it on purpose.
+NOT_MODELLED = ("list_as_label",)
+
+#: (a) runs over the first mutants only (the same 400 as before COUNT grew: the corpus
+#: is a deterministic prefix).  Past them the library refuses some files the VM loads:
+#: atom index 0 in ImpT/ExpT entries, bytes after the Attr term, a bs string past StrT
+#: once StrT is dropped; those are reader questions, kept apart from the loader model.
+PARSE_COUNT = 400
 
 # One line per file, appended as soon as it is known: a file that crashes the VM
 # (OTP 25's JIT aborts on a few malformed instruction streams) loses no earlier answer.
+# The loader's message reaches the logger after prepare_loading/2 has returned (it is
+# sent when the caller is scheduled out), so after a refusal the log file is polled
+# until it grows (at most a second; a refusal without a message leaves the text empty).
 PREPARE = r"""
 {ok, [Files]} = file:consult(List),
+ok = logger:add_handler(loadlog, logger_std_h,
+        #{config => #{file => Log}, level => all,
+          formatter => {logger_formatter, #{single_line => true, template => [msg, "\n"]}}}),
+Size = fun() -> ok = logger_std_h:filesync(loadlog), filelib:file_size(Log) end,
+Said = fun S(Before, Waited) ->
+           case Size() of
+               Before when Waited < 1000 -> receive after 1 -> S(Before, Waited + 1) end;
+               Before -> "";
+               _ ->
+                   {ok, Fd} = file:open(Log, [read, binary]),
+                   {ok, Text} = file:pread(Fd, Before, 1 bsl 20),
+                   ok = file:close(Fd),
+                   string:trim(binary:replace(Text, [<<"\n">>, <<"\t">>], <<" ">>, [global]))
+           end
+       end,
 lists:foreach(
   fun(F) ->
       {ok, Bin} = file:read_file(F),
       Mod = list_to_atom(filename:basename(F, ".beam")),
-      A = case catch erlang:prepare_loading(Mod, Bin) of
-              {error, Reason} -> io_lib:format("error ~0p", [Reason]);
-              {'EXIT', Why} -> io_lib:format("error exit ~0p", [element(1, Why)]);
-              _Prepared -> "ok"
+      Before = Size(),
+      {A, Text} = case catch erlang:prepare_loading(Mod, Bin) of
+              {error, Reason} -> {io_lib:format("error ~0p", [Reason]), Said(Before, 0)};
+              {'EXIT', Why} -> {io_lib:format("error exit ~0p", [element(1, Why)]), ""};
+              _Prepared -> {"ok", ""}
           end,
-      ok = file:write_file(Out, [F, "\t", A, "\n"], [append])
+      ok = file:write_file(Out, [F, "\t", A, "\t", Text, "\n"], [append])
   end, Files),
 halt().
 """
 
 
-def _ask_vm(files: list[str], workdir: str) -> dict[str, str]:
-    """``prepare_loading``'s answer per file: "ok", "error ..." or "vm crash"."""
-    answers: dict[str, str] = {}
+def _ask_vm(files: list[str], workdir: str) -> dict[str, tuple[str, str]]:
+    """``prepare_loading``'s answer per file: "ok", "error ..." or "vm crash", with the
+    loader's message (empty when it said nothing)."""
+    answers: dict[str, tuple[str, str]] = {}
     left = list(files)
     round_ = 0
     while left:
         round_ += 1
         listing = os.path.join(workdir, f"files{round_}.eterm")
         out = os.path.join(workdir, f"out{round_}.txt")
+        log = os.path.join(workdir, f"log{round_}.txt")
         with open(listing, "w", encoding="utf-8") as f:
             f.write("[" + ",\n".join('"' + p + '"' for p in left) + "].\n")
-        expr = f'List = "{listing}", Out = "{out}", ' + PREPARE
-        subprocess.run(["erl", "-noshell", "-noinput", "-eval", expr], capture_output=True,
-                       timeout=600)
+        expr = f'List = "{listing}", Out = "{out}", Log = "{log}", ' + PREPARE
+        proc = subprocess.run(["erl", "-noshell", "-noinput", "-eval", expr],
+                              capture_output=True, timeout=600)
         done = {}
         if os.path.exists(out):
-            with open(out, encoding="utf-8") as f:
+            with open(out, encoding="utf-8", errors="replace") as f:
                 for line in f:
-                    path, _tab, answer = line.rstrip("\n").partition("\t")
-                    done[path] = answer
+                    path, answer, said = line.rstrip("\n").split("\t", 2)
+                    done[path] = (answer, said)
         answers.update(done)
         rest = [p for p in left if p not in done]
         if rest:
-            answers[rest[0]] = "vm crash"  # the file being loaded when the VM died
+            # the file being loaded when the VM died
+            answers[rest[0]] = ("vm crash", proc.stderr.decode(errors="replace").strip()[-200:])
             rest = rest[1:]
         left = rest
     return answers
@@ -112,8 +156,6 @@ def verdicts(tmp_path_factory):
     kinds = {}
     mutants = fuzz.generate(SEED, _sources(), COUNT, exclude=EXCLUDED)
     for k, m in enumerate(mutants):
-        if m.mutator.split("+")[0] in EXCLUDED_CODE_KINDS:
-            continue
         d = base / f"{k:04d}"
         d.mkdir()
         path = str(d / os.path.basename(m.source))
@@ -122,12 +164,12 @@ def verdicts(tmp_path_factory):
         files.append(path)
         kinds[path] = m.mutator
     answers = _ask_vm(files, str(base))
-    crashed = [p for p in files if answers[p] == "vm crash"]
+    crashed = [p for p in files if answers[p][0] == "vm crash"]
     if crashed:
         print(f"\n{len(crashed)} mutants crash the OTP 25 VM itself (left out):")
         for p in crashed:
-            print(f"  {kinds[p]}: {p}")
-    return [(p, kinds[p], answers[p]) for p in files if answers[p] != "vm crash"]
+            print(f"  {kinds[p]}: {p}: {answers[p][1]}")
+    return [(p, kinds[p], *answers[p]) for p in files if answers[p][0] != "vm crash"]
 
 
 #: Chunks the loader never decodes (damage there loads; the library reports it).
@@ -136,7 +178,9 @@ NOT_READ_BY_LOADER = {"LocT", "Dbgi", "Abst", "Docs", "ExCk", "Meta"}
 
 def test_vm_accepted_files_parse(verdicts):
     failures = []
-    for path, kind, answer in verdicts:
+    for path, kind, answer, _said in verdicts:
+        if int(os.path.basename(os.path.dirname(path))) >= PARSE_COUNT:
+            continue
         if answer == "ok":
             try:
                 beaminspect.load(path).decode_all()
@@ -144,41 +188,50 @@ def test_vm_accepted_files_parse(verdicts):
                 if e.chunk in NOT_READ_BY_LOADER:
                     continue
                 if kind.startswith("code:list"):
-                    continue  # the loader's int wrap-around (see below): not modelled
+                    continue  # the loader's int wrap-around: the library refuses such lists
                 failures.append(f"{kind}: {e}")
     assert not failures, "\n".join(failures[:20])
 
 
 def _compare(verdicts):
-    agreed, false_refusals, false_accepts = 0, [], []
-    for path, kind, answer in verdicts:
+    agreed, false_refusals, false_accepts, left_out = 0, [], [], 0
+    for path, kind, answer, said in verdicts:
         vm_loads = answer == "ok"
         v = check_file(path, 25)
+        if v.code in NOT_MODELLED:
+            left_out += 1
+            continue
         if v.loads == vm_loads:
             agreed += 1
         elif vm_loads:
-            false_refusals.append(f"{kind}: {path}: VM {answer!r}, check {v}")
+            false_refusals.append(f"{kind}: {path}: VM loads it; check: {v.reason}")
         else:
-            false_accepts.append(f"{kind}: {path}: VM {answer!r}, check {v}")
-    n = len(verdicts)
+            false_accepts.append(f"{kind}: {path}: VM {answer} ({said or 'no message'}); "
+                                 "check: loads")
+    n = len(verdicts) - left_out
     print(f"\nloader agreement: {agreed}/{n} files ({100.0 * agreed / n:.1f}%), "
-          f"{sum(1 for *_x, a in verdicts if a == 'ok')} accepted by the VM")
+          f"{sum(1 for *_x, a, _s in verdicts if a == 'ok')} accepted by the VM, "
+          f"{left_out} not modelled ({', '.join(NOT_MODELLED)})")
     return false_refusals, false_accepts
 
 
 def test_check_never_refuses_what_the_vm_loads(verdicts):
-    """Every refusal of ``check`` is one the VM makes too.  Left out: ``code:list``
-    (a list count near 2**31 or 2**62 wraps around in the loader's C ``int`` and lets
-    the following bytes pass as operands; not modelled)."""
+    """Every refusal of ``check`` is one the VM makes too."""
     false_refusals, _ = _compare(verdicts)
-    real = [d for d in false_refusals if not d.startswith("code:list")]
-    assert not real, "\n".join(real[:30])
+    assert not false_refusals, "\n".join(false_refusals[:30])
 
 
-@pytest.mark.xfail(reason="the VM also refuses operands no specific instruction of its "
-                   "emulator takes (ops.tab: 'bad tag N for destination', 'import N not a "
-                   "BIF'); check reads operands as the generic reader does", strict=False)
 def test_check_agrees_with_prepare_loading(verdicts):
+    """The verdict (loads / refused) of ``check --otp 25`` is the VM's on every file."""
     false_refusals, false_accepts = _compare(verdicts)
     disagreements = false_refusals + false_accepts
     assert not disagreements, "\n".join(disagreements[:30])
+
+
+def test_the_loader_explains_its_refusals(verdicts):
+    """The erl side captures the loader's message: nearly every refusal comes with one
+    (a missing message would leave a disagreement unexplained)."""
+    refused = [said for _p, _k, answer, said in verdicts if answer != "ok"]
+    assert refused
+    silent = sum(1 for said in refused if not said)
+    assert silent <= len(refused) // 20, f"{silent} of {len(refused)} refusals without a message"
