@@ -236,10 +236,15 @@ def decode_atoms(view: memoryview, chunk: str, file: str | None) -> tuple[str, .
     return tuple(out)
 
 
+#: The name given to atom index 0 in a table entry.  The loader accepts index 0 there
+#: (its atom table reserves slot 0 for ``[]``, which operands encode as atom 0).
+ATOM_ZERO = "[]"
+
+
 def _atom(atoms: tuple[str, ...], index: int, chunk: str, file, offset: int) -> str:
-    if 1 <= index <= len(atoms):
-        return atoms[index - 1]
-    raise FormatError(f"atom index {index} out of range (1..{len(atoms)})", file=file, chunk=chunk,
+    if 0 <= index <= len(atoms):
+        return ATOM_ZERO if index == 0 else atoms[index - 1]
+    raise FormatError(f"atom index {index} out of range (0..{len(atoms)})", file=file, chunk=chunk,
                       offset=offset)
 
 
@@ -253,10 +258,10 @@ def _table(view: memoryview, chunk: str, file, record: int):
 def _names(atoms, indices, chunk: str, file, record: int, field: int) -> list:
     """The atoms named by one field of each record (``indices``, in table order); an
     index out of range raises with the offset of that record's field."""
-    if indices and (min(indices) < 1 or max(indices) > len(atoms)):
+    if indices and max(indices) > len(atoms):
         for i, a in enumerate(indices):
             _atom(atoms, a, chunk, file, 4 + record * i + field)
-    names = ("",) + atoms
+    names = (ATOM_ZERO,) + atoms
     return [names[a] for a in indices]
 
 
@@ -272,12 +277,12 @@ def decode_imports(view: memoryview, atoms, file) -> tuple[Import, ...]:
     n, body = _table(view, "ImpT", file, 12)
     flat = struct.unpack(f">{3 * n}I", body)
     # Check every module index before any function index, as entries are read in order.
-    if flat and (min(flat[0::3] + flat[1::3]) < 1 or max(flat[0::3] + flat[1::3]) > len(atoms)):
+    if flat and max(flat[0::3] + flat[1::3]) > len(atoms):
         for i in range(n):
             off = 4 + 12 * i
             _atom(atoms, flat[3 * i], "ImpT", file, off)
             _atom(atoms, flat[3 * i + 1], "ImpT", file, off + 4)
-    names = ("",) + atoms
+    names = (ATOM_ZERO,) + atoms
     return tuple(map(_new_tuple, repeat(Import),
                      zip([names[a] for a in flat[0::3]], [names[a] for a in flat[1::3]],
                          flat[2::3])))
@@ -507,4 +512,7 @@ def decode_term_chunk(view: memoryview, chunk: str, file):
     """Attr, CInf, Meta, Docs, ExCk, Dbgi, Abst: one term in external format."""
     if len(view) == 0:
         return None
+    if len(view) >= 2 and view[0] == terms.VERSION_MAGIC and view[1] != terms.COMPRESSED:
+        # Like binary_to_term/1, bytes after the term are ignored.
+        return terms.decode_at(view, 1, file=file, chunk=chunk, base_offset=0)[0]
     return terms.decode(view, file=file, chunk=chunk)

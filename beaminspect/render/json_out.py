@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring
 
+from ..chunks import ATOM_ZERO
 from ..terms import to_json
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
@@ -61,6 +62,7 @@ def module_summary_json(m) -> str:
     atoms = m.atoms
     enc_atoms = list(map(encode_basestring, atoms))
     q = dict(zip(atoms, enc_atoms))
+    q.setdefault(ATOM_ZERO, encode_basestring(ATOM_ZERO))
     fns = '{"name":%s,"arity":%d,"label":%d}'
     parts = [
         '{"file":', encode_basestring(m.file),
