@@ -74,6 +74,24 @@ _PUNCTUATION = sorted([
 
 # Token kinds
 _INT, _FLOAT, _CHAR, _ATOM, _STRING, _VAR, _RESERVED, _PUNCT, _DOT, _EOF = range(10)
+
+# The common tokens in one pattern (white space and comments first, then one named group
+# per kind).  Anything it does not take -- floats, based or underscored integers, strings
+# and quoted atoms with escapes, character literals, errors -- goes to the full scanner,
+# which decides the same way the pattern would have.  The skip part can end only where
+# _SKIP_RE ends (a comment runs to the end of its line, and no token starts with white
+# space), so backtracking into it cannot produce a token from inside a comment, and
+# costs linear time when no token matches.
+_FAST_RE = re.compile(
+    r"[\x00-\x20\x80-\xa0]*(?:%[^\n]*(?![^\n])[\x00-\x20\x80-\xa0]*)*(?:"
+    f"(?P<a>{_ATOM_RE.pattern})"
+    + "|(?P<p>" + "|".join(re.escape(p) for p in _PUNCTUATION if p != ".") + ")"
+    + r'|"(?P<s>[^"\\]*)"'
+    + r"|'(?P<q>[^'\\]*)'"
+    + r"|(?P<i>[0-9]+)(?![0-9_#.])"
+    + r"|(?P<d>\.)(?=[\x00-\x20\x80-\xa0%]|\Z)"
+    + f"|(?P<v>{_VAR_RE.pattern})"
+    + r"|(?P<e>\Z))")
 _KIND_NAMES = {_INT: "integer", _FLOAT: "float", _CHAR: "character", _ATOM: "atom",
                _STRING: "string", _VAR: "variable", _RESERVED: "reserved word",
                _PUNCT: "symbol", _DOT: "'.'", _EOF: "end of file"}
@@ -138,11 +156,48 @@ class _Scanner:
         return self._peeked
 
     def next(self) -> _Token:
-        tok = self.peek()
+        tok = self._peeked
+        if tok is None:
+            return self._scan()
         self._peeked = None
         return tok
 
     def _scan(self) -> _Token:
+        m = _FAST_RE.match(self.text, self.i)
+        if m is not None:
+            g = m.lastgroup
+            if g == "p":
+                self.i = m.end()
+                return _Token(_PUNCT, m.group(g), m.start(g))
+            if g == "a":
+                word = m.group(g)
+                if len(word) <= MAX_ATOM_LENGTH:
+                    self.i = m.end()
+                    return _Token(_RESERVED if word in RESERVED_WORDS else _ATOM, word,
+                                  m.start(g))
+            elif g == "s":
+                self.i = m.end()
+                return _Token(_STRING, list(map(ord, m.group(g))), m.start(g) - 1)
+            elif g == "q":
+                name = m.group(g)
+                if len(name) <= MAX_ATOM_LENGTH and name.isascii():
+                    self.i = m.end()
+                    return _Token(_ATOM, name, m.start(g) - 1)
+            elif g == "i":
+                self.i = m.end()
+                return _Token(_INT, self._to_int(m.group(g), 10, m.start(g)), m.start(g))
+            elif g == "d":
+                self.i = m.end()
+                return _Token(_DOT, ".", m.start(g))
+            elif g == "v":
+                self.i = m.end()
+                return _Token(_VAR, m.group(g), m.start(g))
+            elif g == "e":
+                self.i = m.end()
+                return _Token(_EOF, None, self.i)
+        return self._scan_full()
+
+    def _scan_full(self) -> _Token:
         text = self.text
         i = _SKIP_RE.match(text, self.i).end()
         if i >= self.n:
@@ -330,6 +385,9 @@ _NUMBER = "number"          # a number literal (unary minus may apply)
 _SIGNED = "signed"          # the result of a unary -/+ (a second one is a bad term)
 _OTHER = "other"
 
+_CLOSING = {"map_key": "}", "tuple": "}", "list": "]"}
+_EMPTY = {"map_key": Map, "tuple": tuple, "list": list}
+
 _BIN_TYPES = {"integer", "float", "binary", "bytes", "bitstring", "bits", "utf8", "utf16",
               "utf32"}
 
@@ -374,6 +432,7 @@ class _Parser:
 
     def parse(self, tok: _Token):
         s = self.s
+        next_tok = s.next
         stack: list[_Frame] = []
         max_depth = self.max_depth
         while True:
@@ -411,14 +470,13 @@ class _Parser:
                     if len(stack) >= max_depth:
                         raise s.error(f"terms nested deeper than {max_depth} levels", tok.pos,
                                       LimitError)
-                    closing = {"map_key": "}", "tuple": "}", "list": "]"}.get(frame.kind)
+                    closing = _CLOSING.get(frame.kind)
                     if closing is not None and s.peek().is_punct(closing):
                         s.next()
-                        value, vkind = {"map_key": Map, "tuple": tuple, "list": list}[
-                            frame.kind](), _OTHER
+                        value, vkind = _EMPTY[frame.kind](), _OTHER
                     else:
                         stack.append(frame)
-                        tok = s.next()
+                        tok = next_tok()
                         continue
             else:
                 raise self.unexpected(tok, "a term")
@@ -437,60 +495,61 @@ class _Parser:
                     vkind = _SIGNED
                     stack.pop()
                     continue
-                tok = s.next()
-                if k == "paren":
-                    if not tok.is_punct(")"):
-                        raise self.after_value(tok, "')'")
-                    stack.pop()
-                    continue
+                tok = next_tok()
+                p = tok.value if tok.kind == _PUNCT else None
                 if k == "tuple":
                     top.items.append(value)
-                    if tok.is_punct(","):
+                    if p == ",":
                         break
-                    if tok.is_punct("}"):
+                    if p == "}":
                         stack.pop()
                         value, vkind = tuple(top.items), _OTHER
                         continue
                     raise self.after_value(tok, "',' or '}'")
                 if k == "list":
                     top.items.append(value)
-                    if tok.is_punct(","):
+                    if p == ",":
                         break
-                    if tok.is_punct("|"):
+                    if p == "|":
                         top.kind = "tail"
                         break
-                    if tok.is_punct("]"):
+                    if p == "]":
                         stack.pop()
                         value, vkind = top.items, _OTHER
                         continue
                     raise self.after_value(tok, "',', '|' or ']'")
+                if k == "paren":
+                    if p != ")":
+                        raise self.after_value(tok, "')'")
+                    stack.pop()
+                    continue
                 if k == "tail":
-                    if not tok.is_punct("]"):
+                    if p != "]":
                         raise self.after_value(tok, "']'")
                     stack.pop()
                     value, vkind = _cons(top.items, value), _OTHER
                     continue
                 if k == "map_key":
-                    if tok.is_punct("=>"):
+                    if p == "=>":
                         top.key = value
                         top.kind = "map_value"
                         break
-                    if tok.is_punct(":="):
+                    if p == ":=":
                         raise s.error("':=' is only allowed in map updates; use '=>'",
                                       tok.pos)
                     raise self.after_value(tok, "'=>'")
                 if k == "map_value":
                     top.items.append((top.key, value))
-                    if tok.is_punct(","):
+                    if p == ",":
                         top.kind = "map_key"
                         break
-                    if tok.is_punct("}"):
+                    if p == "}":
                         stack.pop()
                         value, vkind = _make_map(top.items), _OTHER
                         continue
                     raise self.after_value(tok, "',' or '}'")
                 raise AssertionError(k)  # pragma: no cover
-            tok = s.next()
+            tok = next_tok()
 
     # -- binaries ------------------------------------------------------------
     def binary(self, open_tok: _Token) -> bytes | BitBinary:
@@ -552,6 +611,14 @@ class _Parser:
                     tok = s.next()
                     if not tok.is_punct("-"):
                         break
+            if is_string and size is None and unit is None and not types:
+                # A plain string segment: one byte per character (its low 8 bits).
+                width = 8 * len(values)
+                acc = (acc << width) | int.from_bytes(bytes(v & 255 for v in values), "big")
+                nbits += width
+                if nbits > 8 * MAX_TEXT_SIZE:
+                    raise s.error("binary too large", seg_pos, LimitError)
+                values = ()
             for v in values:
                 bits, width = _segment(v, size, types, unit, is_string, s, seg_pos)
                 acc = (acc << width) | bits
