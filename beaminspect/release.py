@@ -392,24 +392,54 @@ def _dir_reader(path: str, limits: Limits, file_reader):
 
 
 def _iter_dir(root: str, limits: Limits, file_reader):
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:            # a symlink loop, or the same tree reached twice
-            dirnames[:] = []
+    """Files of interest under ``root``, depth first in name order, following symbolic
+    links to directories; a directory reached twice (a link loop) is read once."""
+    seen: set[tuple[int, int]] = set()
+    try:
+        st = os.stat(root)
+    except OSError:
+        return
+    todo = [(root, "", (st.st_dev, st.st_ino))]
+    while todo:
+        dirpath, rel, ident = todo.pop()
+        if ident in seen:           # a symlink loop, or the same tree reached twice
             continue
-        seen.add(real)
-        dirnames.sort()
-        for fname in sorted(filenames):
-            full = os.path.join(dirpath, fname)
-            relpath = os.path.relpath(full, root).replace(os.sep, "/")
-            if not _interesting(relpath) or not os.path.isfile(full):
+        seen.add(ident)
+        files, dirs = [], []
+        try:
+            with os.scandir(dirpath) as it:
+                for e in it:
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append(e)
+        except OSError:
+            continue
+        files.sort(key=_entry_name)
+        for e in files:
+            relpath = rel + e.name
+            if not _interesting(relpath):
                 continue
             try:
-                size = os.path.getsize(full)
+                if not e.is_file():
+                    continue
+                size = e.stat().st_size
             except OSError:
                 continue
-            yield _Entry(relpath, full, size, _dir_reader(full, limits, file_reader))
+            yield _Entry(relpath, e.path, size, _dir_reader(e.path, limits, file_reader))
+        subdirs = []
+        for e in sorted(dirs, key=_entry_name):
+            try:
+                st = e.stat()
+            except OSError:
+                continue
+            subdirs.append((e.path, rel + e.name + "/", (st.st_dev, st.st_ino)))
+        todo.extend(reversed(subdirs))
+
+
+def _entry_name(e: os.DirEntry) -> str:
+    return e.name
 
 
 # ---------------------------------------------------------------------------
