@@ -278,8 +278,9 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     Raises :class:`BeamError` when a release cannot be read at all.
     """
     policy = (policy or Policy()).with_external(external)
-    old = old_release or open_release(old_path)
-    new = new_release or open_release(new_path)
+    terms_cache: dict = {}          # .app/.appup files alike in both are parsed once
+    old = old_release or open_release(old_path, terms_cache=terms_cache)
+    new = new_release or open_release(new_path, terms_cache=terms_cache)
     out = _Findings(policy)
 
     names = sorted(set(old.modules) | set(new.modules))

@@ -511,8 +511,16 @@ def _is_releases_path(relpath: str) -> bool:
     return "releases" in parts[:-1]
 
 
-def _parse_terms_entry(entry: _Entry):
-    return parse_bytes(entry.read(), file=entry.display)
+def _parse_terms_entry(entry: _Entry, cache: dict | None = None):
+    """The terms of a term file; ``cache`` maps the bytes of files parsed before
+    (without error) to their terms, so identical files are parsed once."""
+    data = entry.read()
+    if cache is None:
+        return parse_bytes(data, file=entry.display)
+    terms = cache.get(data)
+    if terms is None:
+        terms = cache[data] = parse_bytes(data, file=entry.display)
+    return terms
 
 
 def _text(term) -> str | None:
@@ -590,7 +598,8 @@ def _choose_rel(c: _Collector, rels: list[RelInfo], rel_vsn: str | None) -> RelI
                                           len(r.apps)))
 
 
-def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
+def _build(c: _Collector, root: str, rel_vsn: str | None,
+           terms_cache: dict | None = None) -> Release:
     warnings = c.warnings
     rels = [r for r in (_parse_rel(e, warnings) for e in c.rels) if r is not None]
     current = _choose_rel(c, rels, rel_vsn)
@@ -612,7 +621,7 @@ def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
         name, vsn = dir_name, dir_vsn
         if entry is not None:
             try:
-                terms = _parse_terms_entry(entry)
+                terms = _parse_terms_entry(entry, terms_cache)
                 props = _app_props(terms)
                 if props is None:
                     raise FormatError("not {application, Name, [Properties]}",
@@ -684,7 +693,7 @@ def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
         appup = appup_error = None
         if appup_entry is not None:
             try:
-                appup = _parse_terms_entry(appup_entry)
+                appup = _parse_terms_entry(appup_entry, terms_cache)
             except BeamError as exc:
                 appup_error = exc
                 warnings.append(ReleaseWarning("bad_appup", appup_entry.display, exc.reason,
@@ -707,10 +716,14 @@ def _build(c: _Collector, root: str, rel_vsn: str | None) -> Release:
 
 
 def open_release(path, *, file_reader: Callable[[str], bytes] | None = None,
-                 limits: Limits = DEFAULT_LIMITS, rel_vsn: str | None = None) -> Release:
+                 limits: Limits = DEFAULT_LIMITS, rel_vsn: str | None = None,
+                 terms_cache: dict | None = None) -> Release:
     """Read a release (directory, tarball, ``.ez`` or single ``.beam``) without
     extracting anything.  ``file_reader(path) -> bytes`` replaces plain file reads for
     directory trees (reads happen when ``ModuleSource.read()`` is called).
+    ``terms_cache``: a dict shared by several calls (two releases being compared) so
+    that ``.app`` and ``.appup`` files with the same bytes are parsed once; the
+    releases then share those terms, which must be treated as read-only.
 
     Raises :class:`BeamError` subclasses: ``LimitError`` for archives over the limits,
     ``FormatError`` for unreadable archives, ``BeamError`` when ``path`` does not exist.
@@ -720,14 +733,14 @@ def open_release(path, *, file_reader: Callable[[str], bytes] | None = None,
     if os.path.isdir(root):
         for entry in _iter_dir(root, limits, file_reader):
             c.add(entry, 0)
-        return _build(c, root, rel_vsn)
+        return _build(c, root, rel_vsn, terms_cache)
     if not os.path.isfile(root):
         raise BeamError("no such file or directory", file=root)
     if root.endswith(".beam"):
         size = os.path.getsize(root)
         c.add(_Entry(os.path.basename(root), root, size,
                      _dir_reader(root, limits, file_reader)), 0)
-        return _build(c, root, rel_vsn)
+        return _build(c, root, rel_vsn, terms_cache)
     try:
         with open(root, "rb") as fh:
             magic = fh.read(4)
@@ -740,4 +753,4 @@ def open_release(path, *, file_reader: Callable[[str], bytes] | None = None,
                 c.add(entry, 0)
     except OSError as exc:
         raise BeamError(f"cannot read: {exc.strerror or exc}", file=root) from None
-    return _build(c, root, rel_vsn)
+    return _build(c, root, rel_vsn, terms_cache)
