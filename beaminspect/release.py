@@ -40,15 +40,11 @@ The other versions are left out with a warning (kind ``superseded_app``).  Two
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import posixpath
 import re
 import stat
-import tarfile
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -113,6 +109,7 @@ class ModuleSource:
     def content_hash(self) -> bytes:
         """BLAKE2b of the bytes, computed once: equal hashes mean identical files."""
         if not self._digest:
+            import hashlib
             self._digest.append(hashlib.blake2b(self.read(), digest_size=32).digest())
         return self._digest[0]
 
@@ -264,24 +261,39 @@ class _Budget:
 # Sources: each yields _Entry objects for the files of interest
 
 
-class _RecordingTarInfo(tarfile.TarInfo):
-    """Remembers why reading headers stopped: in stream mode ``tarfile`` ends quietly on
-    a truncated or garbled header after the first member, which must not pass for the
-    end of the archive."""
+# tarfile and zipfile are imported when an archive is read: directory trees, the common
+# case, do without them.
 
-    @classmethod
-    def fromtarfile(cls, tf):
-        try:
-            return super().fromtarfile(tf)
-        except tarfile.HeaderError as exc:
-            tf.stop_reason = exc
-            raise
+_TAR_INFO: list = []
+
+
+def _recording_tar_info():
+    """A ``TarInfo`` that remembers why reading headers stopped: in stream mode
+    ``tarfile`` ends quietly on a truncated or garbled header after the first member,
+    which must not pass for the end of the archive."""
+    if not _TAR_INFO:
+        import tarfile
+
+        class _RecordingTarInfo(tarfile.TarInfo):
+            @classmethod
+            def fromtarfile(cls, tf):
+                try:
+                    return super().fromtarfile(tf)
+                except tarfile.HeaderError as exc:
+                    tf.stop_reason = exc
+                    raise
+
+        _TAR_INFO.append(_RecordingTarInfo)
+    return _TAR_INFO[0]
 
 
 def _iter_tar(fileobj, display: str, limits: Limits, warnings: list, depth: int):
+    import tarfile
+    import zlib
     budget = _Budget(limits, display)
     try:
-        tf = tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_RecordingTarInfo)
+        tf = tarfile.open(fileobj=fileobj, mode="r|*",
+                          tarinfo=_recording_tar_info())
     except tarfile.ReadError as exc:
         raise FormatError(f"not a readable tar archive ({exc})", file=display) from None
     except (EOFError, OSError, zlib.error) as exc:
@@ -325,6 +337,8 @@ def _iter_tar(fileobj, display: str, limits: Limits, warnings: list, depth: int)
 
 
 def _iter_zip(fileobj, display: str, limits: Limits, warnings: list, depth: int):
+    import zipfile
+    import zlib
     budget = _Budget(limits, display)
     try:
         zf = zipfile.ZipFile(fileobj)
