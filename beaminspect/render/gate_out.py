@@ -4,8 +4,6 @@ comment, and SARIF 2.1.0 for code-scanning tools."""
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from .._version import __version__
 
 #: Version of the JSON document; bumped on any incompatible change.
@@ -90,6 +88,7 @@ def _clip(s: str | None, n: int = 60) -> str:
 
 
 def render_text(report, fail_on: str = "error") -> str:
+    from tabulate import tabulate       # only the text report needs it
     out = _summary_lines(report, fail_on)
     apps = [(a, o or "-", n or "-") for a, o, n in report.app_versions() if o != n]
     if apps:
