@@ -18,7 +18,7 @@ from .errors import BeamWarning, FormatError, LimitError, NotBeamError, Truncate
 MAX_FILE_SIZE = 256 * 1024 * 1024
 #: The largest content a gzip-compressed file may inflate to (the biggest real modules
 #: are a few MB; a gzip bomb must be refused before it exhausts memory).
-MAX_INFLATED_SIZE = 64 * 1024 * 1024
+MAX_INFLATED_SIZE = 32 * 1024 * 1024
 
 _HDR = struct.Struct(">4sI4s")
 _CHUNK = struct.Struct(">4sI")
@@ -66,6 +66,9 @@ def gunzip(data: bytes, file: str, limit: int = MAX_INFLATED_SIZE) -> bytes:
         out = d.decompress(data, limit + 1)
     except zlib.error as e:
         raise FormatError(f"corrupt gzip data: {e}", file=file, offset=0) from None
+    except MemoryError:
+        raise LimitError("not enough memory to inflate the gzip data", file=file,
+                         offset=0) from None
     if len(out) > limit:
         raise LimitError(f"gzip data inflates beyond {limit} bytes", file=file, offset=0)
     if not d.eof:

@@ -47,13 +47,28 @@ def map_files(job: Callable, paths: list[str], args: tuple = (), jobs: int | Non
     # every core busy when file sizes vary.
     n = max(1, len(paths) // (jobs * SLICES_PER_PROCESS))
     slices = [paths[i:i + n] for i in range(0, len(paths), n)]
+    # Slice k goes to this process when k % jobs == 0, to the pool otherwise.  Only a
+    # window of pool slices is in flight at once, so finished results waiting to be
+    # printed never hold more than a few slices' output in memory.
+    pooled = [k for k in range(len(slices)) if k % jobs]
+    window = 2 * (jobs - 1)
     with ProcessPoolExecutor(max_workers=jobs - 1) as pool:
-        # Slice k goes to this process when k % jobs == 0, to the pool otherwise.
-        futures = {k: pool.submit(_run_chunk, job, s, args)
-                   for k, s in enumerate(slices) if k % jobs}
+        futures = {}
+        queue = iter(pooled)
+
+        def refill():
+            while len(futures) < window:
+                k = next(queue, None)
+                if k is None:
+                    return
+                futures[k] = pool.submit(_run_chunk, job, slices[k], args)
+
+        refill()
         for k, s in enumerate(slices):
             if k % jobs:
-                yield from futures.pop(k).result()
+                results = futures.pop(k).result()
+                refill()
+                yield from results
             else:
                 for p in s:
                     yield job(p, *args)
