@@ -99,14 +99,13 @@ def check(
 # ---------------------------------------------------------------------------
 
 def _show_one(path: str, as_json: bool):
+    if as_json:
+        from .fastcli import show_json_job
+        return show_json_job(path)
     from .module import load
     try:
-        m = load(path)
-        if as_json:
-            from .render.json_out import module_summary_json
-            return True, module_summary_json(m)
         from .render.text import show_module
-        return True, show_module(m)
+        return True, show_module(load(path))
     except BeamError as e:
         return False, error_line(e)
 

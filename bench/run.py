@@ -372,7 +372,7 @@ def profile_show(files: list[str], top: int = 15) -> tuple[list[dict], list[tupl
     import cProfile
     import pstats
 
-    from beaminspect.__main__ import show_json_job
+    from beaminspect.fastcli import show_json_job
     prof = cProfile.Profile()
     prof.enable()
     for p in files:
