@@ -783,35 +783,78 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
                 f"too few functions ({nfuncs}) in module (header said {_nfunc})")
 
 
-def check_bytes(data: bytes, otp: int = 25, module_name: str | None = None) -> Verdict:
-    """The verdict for a file's bytes (``module_name``: the name the loader is given)."""
+#: Features each release knows, and those its runtime enables without
+#: ``-enable-feature`` (erl_features in stdlib).
+KNOWN_FEATURES = {25: {"maybe_expr"}, 26: {"maybe_expr"}, 27: {"maybe_expr"},
+                  28: {"maybe_expr"}, 29: {"maybe_expr"}}
+DEFAULT_FEATURES = {25: set(), 26: set(), 27: {"maybe_expr"}, 28: {"maybe_expr"},
+                    29: {"maybe_expr"}}
+
+
+def _features(data: bytes, otp: int, enabled) -> None:
+    """``code:load_file/1`` refuses a module compiled with features the runtime has not
+    enabled: ``{error, {features_not_allowed, Features}}`` (the Meta chunk lists them;
+    prepare_loading itself does not look)."""
+    from .container import read_container
+    try:
+        c = read_container(data, "<check>")
+        info = c.find("Meta")
+        meta = None if info is None else terms.decode(c.view(info), chunk="Meta")
+    except BeamError:
+        return                  # the loader never decodes Meta
+    if not isinstance(meta, list):
+        return
+    used: list[str] = []
+    for item in meta:
+        if isinstance(item, tuple) and len(item) == 2 and item[0] == "enabled_features" \
+                and isinstance(item[1], list):
+            used += [str(f) for f in item[1] if isinstance(f, str)]
+    allowed = DEFAULT_FEATURES.get(otp, set()) | set(enabled)
+    refused = [f for f in used if f not in allowed]
+    if refused:
+        unknown = [f for f in refused if f not in KNOWN_FEATURES.get(otp, set())]
+        hint = (f"; OTP {otp} does not know {', '.join(unknown)}" if unknown else
+                f"; start the runtime with -enable-feature {' '.join(refused)}")
+        _refuse("features_not_allowed",
+                f"features_not_allowed: [{','.join(refused)}]{hint}")
+
+
+def check_bytes(data: bytes, otp: int = 25, module_name: str | None = None,
+                enabled_features=(), loader_only: bool = False) -> Verdict:
+    """The verdict for a file's bytes (``module_name``: the name the loader is given).
+    Unless ``loader_only``, the features ``code:load_file`` checks after
+    ``prepare_loading`` are checked too, with ``enabled_features`` enabled in the runtime."""
     try:
         _predict(bytes(data), otp, module_name)
+        if not loader_only:
+            _features(bytes(data), otp, enabled_features)
     except _Refused as e:
         return Verdict(False, e.reason, e.code)
     return Verdict(True)
 
 
-def check_file(source, otp: int = 25) -> Verdict:
+def check_file(source, otp: int = 25, *, enabled_features=(), loader_only: bool = False
+               ) -> Verdict:
     """The verdict of OTP ``otp``'s ``erlang:prepare_loading(Module, Binary)``.
 
     ``source``: a path (the module name is the file name without ``.beam``), bytes, or a
     :class:`~beaminspect.module.BeamModule` (its file name gives the module name when it
-    has one).  Raises :class:`~beaminspect.errors.BeamError` only when a path cannot be
-    read.
+    has one).  ``enabled_features``: features the runtime enables (``-enable-feature``);
+    ``loader_only``: model prepare_loading alone, without code:load_file's feature check.
+    Raises :class:`~beaminspect.errors.BeamError` only when a path cannot be read.
     """
     from .module import BeamModule, read_file_bytes
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return check_bytes(bytes(source), otp)
+        return check_bytes(bytes(source), otp, None, enabled_features, loader_only)
     if isinstance(source, BeamModule):
         raw = source.container.data
         name = None
         if source.file and source.file.endswith(".beam"):
             name = os.path.basename(source.file)[:-5]
-        return check_bytes(raw, otp, name)
+        return check_bytes(raw, otp, name, enabled_features, loader_only)
     path = os.fspath(source)
     data = read_file_bytes(path)
     name = os.path.basename(path)
     if name.endswith(".beam"):
         name = name[:-5]
-    return check_bytes(data, otp, name)
+    return check_bytes(data, otp, name, enabled_features, loader_only)

@@ -61,11 +61,11 @@ def report_error(err: BeamError) -> None:
 # check
 # ---------------------------------------------------------------------------
 
-def _check_one(path: str, otp: int, as_json: bool):
+def _check_one(path: str, otp: int, as_json: bool, features=()):
     """``(status, text)``: status 0 loads, 1 refused, 2 unreadable."""
     from .check import check_file
     try:
-        verdict = check_file(path, otp)
+        verdict = check_file(path, otp, enabled_features=features)
     except BeamError as e:
         return EXIT_BAD_INPUT, error_line(e)
     if as_json:
@@ -82,13 +82,17 @@ def check(
     paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
     otp: int = typer.Option(..., "--otp", help="The OTP release whose loader to model."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
+    features: List[str] = typer.Option([], "--enable-feature",
+                                       help="A feature the runtime enables (as erl's "
+                                            "-enable-feature); repeatable."),
 ) -> None:
-    """Predict whether OTP's loader (erlang:prepare_loading/2) accepts each file."""
+    """Predict whether OTP N loads each file: the checks of erlang:prepare_loading/2, and
+    the features code:load_file/1 checks."""
     from .paths import iter_beam_paths
 
     status = EXIT_OK
     for path in iter_beam_paths(paths):
-        code, text = _check_one(path, otp, as_json)
+        code, text = _check_one(path, otp, as_json, tuple(features))
         typer.echo(text, err=(code == EXIT_BAD_INPUT))
         status = max(status, code)
     raise typer.Exit(status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -297,3 +298,34 @@ def test_cli_json(tmp_path):
     assert bad["loads"] is False and bad["code"] == "operand_kind"
     assert bad["reason"].endswith("bad tag 2 for destination")
     assert by_file[sample("bi_nif")]["loads"] is True
+
+
+# -- features: what code:load_file checks after prepare_loading ------------------
+
+FEATURE_SRC = """-module(feat).
+-feature(maybe_expr, enable).
+-export([f/1]).
+f(X) -> maybe {ok, Y} ?= X, Y end.
+"""
+
+
+@pytest.mark.otp
+@pytest.mark.skipif(shutil.which("erl") is None, reason="Erlang/OTP (erl) is not installed")
+def test_features_agree_with_code_load_file(tmp_path):
+    (tmp_path / "feat.erl").write_text(FEATURE_SRC)
+    subprocess.run(["erlc", "-o", str(tmp_path), str(tmp_path / "feat.erl")], check=True)
+    beam = str(tmp_path / "feat.beam")
+    expr = ('io:format("~p~n", [code:load_file(feat)]), halt().')
+    for flags, enabled in (([], ()), (["-enable-feature", "maybe_expr"], ("maybe_expr",))):
+        out = subprocess.run(["erl", *flags, "-noshell", "-pa", str(tmp_path), "-eval", expr],
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+        vm_loads = out == "{module,feat}"
+        v = check_file(beam, 25, enabled_features=enabled)
+        assert v.loads == vm_loads, (flags, out, v)
+        if not vm_loads:
+            assert out == "{error,{features_not_allowed,[maybe_expr]}}"
+            assert v.code == "features_not_allowed" and "maybe_expr" in v.reason
+    # prepare_loading alone does not look at features.
+    assert check_file(beam, 25, loader_only=True).loads
+    # A release where the feature is on by default.
+    assert check_file(beam, 27).loads
