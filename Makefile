@@ -33,7 +33,10 @@ samples:
 opcodes: $(STAMP)
 	$(PY) tools/gen_opcodes.py
 
+# Byte-compile first, as a regular install does: without it every process of the
+# benchmark compiles the package from source (PYTHONDONTWRITEBYTECODE may be set).
 bench: $(STAMP)
+	$(PY) -m compileall -q beaminspect
 	$(PY) bench/run.py
 
 fuzz: $(STAMP)
