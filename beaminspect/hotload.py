@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .diff import ModuleDiff, diff_modules, hand_set_vsn
 from .disasm import ExtFunc, Function, LocalFunc
+from .errors import BeamError
 from .module import BeamModule
 from .opcodes import MAX_OPCODE_BY_RELEASE
 
@@ -201,7 +202,7 @@ def _records(m: BeamModule) -> dict | None:
     """Record shapes (field names in order) from the debug info, or None without it."""
     try:
         forms = m.abstract_code
-    except Exception:  # noqa: BLE001 - unreadable debug info means "no record facts"
+    except BeamError:  # unreadable debug info means "no record facts"
         return None
     if forms is None:
         return None
