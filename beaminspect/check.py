@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from . import terms
 from .chunks import MAX_LITERAL_TABLE
 from .errors import BeamError
-from .opcodes import ARITIES, MAX_OPCODE_BY_RELEASE, OPCODES
+from .opcodes import MAX_OPCODE_BY_RELEASE, OPCODES
 
 __all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE"]
 
@@ -728,7 +728,7 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
     exp = get(b"ExpT")
     if exp is None:
         _refuse("missing_export_table", "missing export table")
-    exports = _exports(exp, natoms)
+    _exports(exp, natoms)  # validates the table; the loader needs nothing else from it here
     lambdas = _lambdas(get(b"FunT"), natoms) if get(b"FunT") is not None else []
     nlits = _literals(get(b"LitT")) if get(b"LitT") is not None else 0
     # The loader adds item 0 ("no location") in front of the file's items.

@@ -15,7 +15,7 @@ from itertools import repeat
 from typing import NamedTuple
 
 from . import terms
-from .errors import BeamError, FormatError, LimitError, TruncatedError, UnsupportedError
+from .errors import FormatError, LimitError, TruncatedError
 from .reader import Reader
 
 #: The largest inflated literal table accepted (the loader allocates what LitT claims).

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from .diff import ModuleDiff, diff_modules, hand_set_vsn
-from .disasm import ExtFunc, Function, LocalFunc
+from .disasm import ExtFunc, LocalFunc
 from .errors import BeamError
 from .module import BeamModule
 from .opcodes import MAX_OPCODE_BY_RELEASE

@@ -283,7 +283,7 @@ def test_json_matches_the_schema(shop):
 @pytest.mark.parametrize("scenario", [p.name for p in sorted(gf.PAIRS.iterdir())
                                       if p.is_dir()])
 def test_diff_json_matches_its_schema(scenario):
-    (n1, b1), (n2, b2) = gf.pair_beam(scenario, "v1"), gf.pair_beam(scenario, "v2")
+    (_, b1), (_, b2) = gf.pair_beam(scenario, "v1"), gf.pair_beam(scenario, "v2")
     report = analyse(load(b1, file="v1").decode_all(), load(b2, file="v2").decode_all())
     jsonschema.validate(json.loads(json.dumps(diff_out.report_dict(report))), DIFF_SCHEMA)
 

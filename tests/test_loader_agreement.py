@@ -34,7 +34,6 @@ One case is not modelled, see ``NOT_MODELLED``.
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 import subprocess

@@ -3,7 +3,6 @@
 import pytest
 
 import beaminspect
-from beaminspect.terms import Atom
 from corpus import SAMPLE_BEAMS
 from otp import ELIXIR_BEAMS, OTP_BEAMS, beam_lib_info, needs_erl
 

@@ -8,7 +8,6 @@ import glob
 import os
 import sys
 
-import pytest
 
 from corpus import ROOT
 
