@@ -158,8 +158,42 @@ def _read_u(buf, pos: int, end: int, what: str) -> tuple[int, int]:
     return value, p
 
 
+def _build_short_ext() -> dict:
+    # (first byte << 16 | second byte << 8 | third byte) -> (Operand, length) for the
+    # commonest extended terms in their shortest forms: a literal whose index is a
+    # one-byte 'u' (two bytes in all), and a typed register whose register and type
+    # index are one byte each (three bytes).  A literal is looked up by its first two
+    # bytes with the third byte 0, see _decode_long.
+    table = {}
+    lit = (EXT_LITERAL << 4) | _TAG_Z
+    tr = (EXT_TR << 4) | _TAG_Z
+    for v in range(16):
+        table[(lit << 16) | ((v << 4) << 8)] = (_make(LITERAL, v), 2)
+    for rtag in (_TAG_X, _TAG_Y):
+        for r in range(16):
+            reg = _ONE[(r << 4) | rtag]
+            for t in range(16):
+                table[(tr << 16) | (((r << 4) | rtag) << 8) | (t << 4)] = (_make(TR, (reg, t)), 3)
+    return table
+
+
+_SHORT_EXT = _build_short_ext()
+_LIT_BYTE = (EXT_LITERAL << 4) | _TAG_Z
+_TR_BYTE = (EXT_TR << 4) | _TAG_Z
+
+
 def _decode_long(buf, pos: int, end: int, in_list: bool = False) -> tuple[Operand, int]:
     """Everything but the one-byte basic forms."""
+    if pos + 2 < end:
+        b = buf[pos]
+        if b == _LIT_BYTE:
+            hit = _SHORT_EXT.get((b << 16) | (buf[pos + 1] << 8))
+            if hit is not None:
+                return hit[0], pos + 2
+        elif b == _TR_BYTE:
+            hit = _SHORT_EXT.get((b << 16) | (buf[pos + 1] << 8) | buf[pos + 2])
+            if hit is not None:
+                return hit[0], pos + 3
     tag, value, p = _read_tagged(buf, pos, end)
     if tag != _TAG_Z:
         if p == pos + 2:
