@@ -52,6 +52,7 @@ when known, the ``name/arity`` of the function being decoded.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
@@ -647,7 +648,21 @@ def _lines(instructions, own_file: str | None) -> tuple[int, int] | None:
 
 
 def disassemble(module) -> tuple[Function, ...]:
-    """All functions of a :class:`~beaminspect.module.BeamModule`, in code order."""
+    """All functions of a :class:`~beaminspect.module.BeamModule`, in code order.
+
+    The cyclic garbage collector is paused meanwhile: the records built here form no
+    cycles, and its passes over a large module's growing instruction lists cost a
+    fifth of the time."""
+    if not gc.isenabled():
+        return _disassemble(module)
+    gc.disable()
+    try:
+        return _disassemble(module)
+    finally:
+        gc.enable()
+
+
+def _disassemble(module) -> tuple[Function, ...]:
     stream, func_infos, calls = _decode(module)
     bounds = _group(module, stream, func_infos)
     entries: dict[int, tuple[str, int]] = {}
