@@ -12,8 +12,13 @@ from typing import Callable, Iterable, Iterator
 
 #: Below this many files a pool costs more than it saves.
 MIN_FILES_FOR_POOL = 48
-#: Slices per process: enough to even out files of different sizes.
-SLICES_PER_PROCESS = 8
+#: Files per slice handed to a worker: small enough that the slices share out evenly
+#: between the processes whatever the file sizes, large enough that a slice's round
+#: trip to a worker costs little next to its work.
+SLICE_FILES = 12
+#: Slices computed or in flight ahead of the one being printed, per process (bounds the
+#: results waiting in memory).
+AHEAD_PER_PROCESS = 3
 
 
 def default_jobs() -> int:
@@ -31,10 +36,14 @@ def map_files(job: Callable, paths: list[str], args: tuple = (), jobs: int | Non
               ) -> Iterator[tuple[bool, str]]:
     """Yield ``job(path, *args)`` for each path, in order.
 
-    With ``jobs`` > 1 (and enough files), ``jobs - 1`` worker processes take every other
-    slice of the list and this process works through the rest itself while they run:
-    it has to receive and print all the results anyway, so a worker of its own would
-    only compete with it for a core.
+    With ``jobs`` > 1 (and enough files), the list is cut into small slices handed out
+    in order: ``jobs - 1`` worker processes keep a few slices each in flight, and this
+    process, whenever the next slice to print is not ready yet, takes the next slice
+    not handed out yet and works through it itself (it has to receive and print all
+    the results anyway, so a worker of its own would only compete with it for a core).
+    Taking slices as each process becomes free, rather than every ``jobs``-th one,
+    keeps both busy however the file sizes vary.  At most a few slices per process are
+    handed out ahead of the one being printed, which bounds the results held in memory.
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs <= 1 or len(paths) < MIN_FILES_FOR_POOL:
@@ -43,35 +52,33 @@ def map_files(job: Callable, paths: list[str], args: tuple = (), jobs: int | Non
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    # Contiguous slices keep the per-task overhead low; several slices per process keep
-    # every core busy when file sizes vary.
-    n = max(1, len(paths) // (jobs * SLICES_PER_PROCESS))
+    n = max(1, min(SLICE_FILES, len(paths) // (4 * jobs)))
     slices = [paths[i:i + n] for i in range(0, len(paths), n)]
-    # Slice k goes to this process when k % jobs == 0, to the pool otherwise.  Only a
-    # window of pool slices is in flight at once, so finished results waiting to be
-    # printed never hold more than a few slices' output in memory.
-    pooled = [k for k in range(len(slices)) if k % jobs]
-    window = 2 * (jobs - 1)
+    total = len(slices)
+    in_flight = 2 * (jobs - 1)
+    ahead = AHEAD_PER_PROCESS * jobs
     with ProcessPoolExecutor(max_workers=jobs - 1) as pool:
-        futures = {}
-        queue = iter(pooled)
-
-        def refill():
-            while len(futures) < window:
-                k = next(queue, None)
-                if k is None:
-                    return
-                futures[k] = pool.submit(_run_chunk, job, slices[k], args)
-
-        refill()
-        for k, s in enumerate(slices):
-            if k % jobs:
-                results = futures.pop(k).result()
-                refill()
-                yield from results
-            else:
-                for p in s:
-                    yield job(p, *args)
+        done: dict[int, object] = {}  # slice -> its results (list) or a future
+        pooled = 0  # futures not printed yet
+        handed = 0  # slices handed out (to the pool or to this process)
+        for k in range(total):
+            while True:
+                while pooled < in_flight and handed < total and handed - k < ahead:
+                    done[handed] = pool.submit(_run_chunk, job, slices[handed], args)
+                    handed += 1
+                    pooled += 1
+                r = done[k] if k < handed else None
+                if r is None or (type(r) is not list and not r.done()):
+                    if handed < total and handed - k < ahead:
+                        done[handed] = [job(p, *args) for p in slices[handed]]
+                        handed += 1
+                        continue
+                break
+            r = done.pop(k)
+            if type(r) is not list:
+                pooled -= 1
+                r = r.result()
+            yield from r
 
 
 def chunked(it: Iterable, n: int):
