@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from json.encoder import encode_basestring as _enc
 
-from ..disasm import OP_LABEL, OP_LINE, format_value
+from ..disasm import OP_LABEL, OP_LINE, SPECIAL, format_value
 from .json_out import dumps
 
 _INDENT = "    "
@@ -134,9 +134,10 @@ def module_json(m, functions=None) -> dict:
 # identity (the cache keeps the tuple alive, and checks it and the opcode on a hit).
 
 class _JsonText:
-    __slots__ = ("by_args", "by_value")
+    __slots__ = ("by_args", "by_value", "by_op")
 
     def __init__(self) -> None:
+        self.by_op: dict = {}
         self.by_args: dict[int, tuple] = {}
         self.by_value: dict[int, tuple] = {}
 
@@ -162,9 +163,24 @@ class _JsonText:
 
     def prefix(self, ins) -> str:
         arg = self.arg
-        return ('{"op":' + _enc(ins.name) + ',"args":['
-                + ",".join([arg(a, v) for a, v in zip(ins.args, ins.values)])
-                + '],"offset":')
+        kinds = SPECIAL[ins.opcode]
+        if kinds is not None:
+            return ('{"op":' + _enc(ins.name) + ',"args":['
+                    + ",".join([arg(a, v) for a, v in zip(ins.args, ins.values)])
+                    + '],"offset":')
+        # Every operand resolves by its tag alone: within a module its text depends on
+        # the raw operand only, and is kept by it (lists, mostly distinct, are not).
+        by_op = self.by_op
+        get = by_op.get
+        parts = []
+        for a, v in zip(ins.args, ins.values):
+            text = get(a)
+            if text is None:
+                text = arg(a, v)
+                if a[0] != "list":
+                    by_op[a] = text
+            parts.append(text)
+        return '{"op":' + _enc(ins.name) + ',"args":[' + ",".join(parts) + '],"offset":'
 
     def function(self, f) -> str:
         by_args = self.by_args
