@@ -32,15 +32,21 @@ def _erl_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float, float]:
+    """Run ``cmd``; return its wall seconds, the CPU seconds (user + sys) of its whole
+    process tree (workers are reaped by it, so ``wait4`` counts them) and the peak RSS
+    in MB of its largest process."""
     t0 = time.perf_counter()
-    with open(os.devnull, "wb") as null:
-        proc = subprocess.run(cmd, stdout=null, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): "
-                           f"{proc.stderr.decode(errors='replace')[-2000:]}")
-    return elapsed
+    with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=null, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): "
+                               f"{err.read().decode(errors='replace')[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 ANCHOR = "beam_disasm (erl)"
@@ -61,7 +67,9 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
     """Time both commands ``runs`` times each, interleaved, over the whole corpus.
 
     Returns ``{"files", "runs", "jobs", "times": {name: [s, ...]}, "median":
-    {name: s}, "ratio"}`` where ratio is beaminspect's median over beam_disasm's.
+    {name: s}, "ratio", "cpu": {name: [s, ...]}, "median_cpu", "cpu_ratio", "peak_mb":
+    {name: MB}}`` where ratio is beaminspect's median wall time over beam_disasm's, and
+    cpu_ratio the same for the CPU time (user + sys) of the whole process tree.
     """
     files = corpus()
     if not files:
@@ -70,6 +78,8 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
         raise RuntimeError("erl is not installed")
     exe = _beaminspect()
     times: dict[str, list[float]] = {ANCHOR: [], OURS: []}
+    cpu: dict[str, list[float]] = {ANCHOR: [], OURS: []}
+    peak: dict[str, float] = {ANCHOR: 0.0, OURS: 0.0}
     with tempfile.TemporaryDirectory() as d:
         listing = os.path.join(d, "files.eterm")
         with open(listing, "w", encoding="utf-8") as f:
@@ -84,8 +94,12 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
             # Alternate which goes first, so neither always follows the other.
             order = ((ANCHOR, erl), (OURS, ours)) if k % 2 == 0 else ((OURS, ours), (ANCHOR, erl))
             for name, cmd in order:
-                times[name].append(timed(cmd))
+                wall, cpu_s, rss = timed(cmd)
+                times[name].append(wall)
+                cpu[name].append(cpu_s)
+                peak[name] = max(peak[name], rss)
     median = {name: statistics.median(t) for name, t in times.items()}
+    median_cpu = {name: statistics.median(t) for name, t in cpu.items()}
     return {
         "files": len(files),
         "runs": runs,
@@ -93,6 +107,10 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
         "times": times,
         "median": median,
         "ratio": median[OURS] / median[ANCHOR],
+        "cpu": cpu,
+        "median_cpu": median_cpu,
+        "cpu_ratio": median_cpu[OURS] / median_cpu[ANCHOR],
+        "peak_mb": peak,
     }
 
 
@@ -107,10 +125,11 @@ def main() -> None:
         sys.exit(str(e))
     print(f"{r['files']} files, {r['runs']} runs each (interleaved), "
           f"beaminspect on {r['jobs']} worker(s)")
-    print(f"{'command':<28}{'median s':>10}{'min s':>10}{'max s':>10}")
+    print(f"{'command':<28}{'median s':>10}{'min s':>10}{'max s':>10}{'CPU s':>10}{'peak MB':>10}")
     for name, times in r["times"].items():
-        print(f"{name:<28}{statistics.median(times):>10.2f}{min(times):>10.2f}{max(times):>10.2f}")
-    print(f"ratio beaminspect / beam_disasm: {r['ratio']:.2f}")
+        print(f"{name:<28}{statistics.median(times):>10.2f}{min(times):>10.2f}{max(times):>10.2f}"
+              f"{r['median_cpu'][name]:>10.2f}{r['peak_mb'][name]:>10.0f}")
+    print(f"ratio beaminspect / beam_disasm: {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f})")
 
 
 if __name__ == "__main__":

@@ -307,13 +307,20 @@ def bench_disasm(runs: int, jobs: int | None) -> tuple[list[dict], dict]:
         return [], {"skipped": f"disasm_bench.run failed: {type(e).__name__}: {e}"}
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     ours, anchor = r["median"][disasm_bench.OURS], r["median"][disasm_bench.ANCHOR]
+    cpu = r.get("median_cpu", {})
+    peak = r.get("peak_mb", {})
     note = "from bench/disasm_bench.py"
-    if after > before:
+    if cpu:
+        note += (f"; median CPU s {cpu[disasm_bench.OURS]:.2f} vs "
+                 f"{cpu[disasm_bench.ANCHOR]:.2f}")
+    if not peak and after > before:
         note += f"; largest process of its runs: {after / 1024:.0f} MB"
     return [{"row": "disasm --json vs beam_disasm:file/1", "files": r["files"],
              "beaminspect_s": ours, "anchor": "beam_disasm:file/1", "anchor_s": anchor,
-             "ratio": r["ratio"], "beaminspect_rss_mb": None, "beaminspect_tree_mb": None,
-             "anchor_rss_mb": None, "anchor_tree_mb": None, "note": note}], r
+             "ratio": r["ratio"], "cpu_ratio": r.get("cpu_ratio"),
+             "beaminspect_rss_mb": peak.get(disasm_bench.OURS), "beaminspect_tree_mb": None,
+             "anchor_rss_mb": peak.get(disasm_bench.ANCHOR), "anchor_tree_mb": None,
+             "note": note}], r
 
 
 # -- the gate row: hook ------------------------------------------------------
