@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from . import terms
 from .chunks import MAX_LITERAL_TABLE
-from .errors import BeamError
+from .errors import BeamError, LimitError
 from .opcodes import MAX_OPCODE_BY_RELEASE, OPCODES
 
 __all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE"]
@@ -287,6 +287,9 @@ def _literals(view) -> int:
         table = d.decompress(bytes(view[4:]), claimed + 1)
     except zlib.error:
         _refuse(*fail)
+    except MemoryError:
+        _refuse("literal_table_too_large",
+                f"not enough memory to inflate the {claimed} bytes the literal table claims")
     if not d.eof or len(table) > claimed:
         _refuse(*fail)
     t = _R(table, 0, len(table), fail)
@@ -688,12 +691,13 @@ def _opcode_refused(opc: int, otp: int) -> None:
 
 def _predict(data: bytes, otp: int, module_name: str | None) -> None:
     if data[:2] == b"\x1f\x8b":
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        from .container import MAX_INFLATED_SIZE, gunzip
         try:
-            data = d.decompress(data, 64 * 1024 * 1024 + 1)
-        except zlib.error:
-            _refuse("corrupt_file_header", "corrupt file header")
-        if not d.eof or len(data) > 64 * 1024 * 1024:
+            data = gunzip(data, "<check>")
+        except LimitError:
+            _refuse("file_too_large", f"the gzip data inflates beyond {MAX_INFLATED_SIZE} bytes "
+                    "(beaminspect inflates at most that much)")
+        except BeamError:
             _refuse("corrupt_file_header", "corrupt file header")
     chunks = _chunks(data)
 
