@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .disasm import ExtFunc, FunRef, Function, Label, Literal, LocalFunc, Loc, Reg
 from .module import BeamModule
+from .terms import Atom
 
 STATUSES = ("added", "removed", "changed", "line_only", "unchanged")
 
@@ -214,8 +215,11 @@ def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
     if hand_set_vsn(old) or hand_set_vsn(new):
         if old.vsn != new.vsn:
             attrs["vsn"] = {"old": old.vsn, "new": new.vsn}
-    for key, get in ( ("behaviours", lambda m: sorted(m.behaviours)),
-                     ("on_load", lambda m: m.on_load), ("nifs", lambda m: sorted(m.nifs))):
+    # As Erlang terms (names are atoms), so that every renderer can print them.
+    for key, get in (("behaviours", lambda m: [Atom(b) for b in sorted(m.behaviours)]),
+                     ("on_load", lambda m: None if m.on_load is None else
+                      (Atom(m.on_load[0]), m.on_load[1])),
+                     ("nifs", lambda m: [(Atom(n), a) for n, a in sorted(m.nifs)])):
         a, b = get(old), get(new)
         if a != b:
             attrs[key] = {"old": a, "new": b}

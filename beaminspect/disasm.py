@@ -594,6 +594,9 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                 elif opc == OP_INT_CODE_END:
                     append(new(Instruction, (opc, names[opc], start, args, values)))
                     break
+                elif opc == OP_LABEL and args[0].tag != "u":
+                    raise FormatError(f"label operand must be an untagged integer, "
+                                      f"not {args[0].tag}")
             append(new(Instruction, (opc, names[opc], start, args, values)))
     except BeamError as e:
         current = None

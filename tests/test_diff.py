@@ -214,3 +214,21 @@ def test_inserted_function_shifts_labels_but_not_status(tmp_path):
     assert set(d.by_status("line_only")) >= {"a/0", "b/1"}
     moved = {c.function: (c.old, c.new) for c in d.labels}
     assert moved["a/0"][0] != moved["a/0"][1]   # entry labels did move
+
+
+def test_every_renderer_takes_unrelated_modules():
+    """Diffs of one pair's v1 against another pair's v2 change behaviours, on_load, nifs
+    and names at once: every format renders them, and the JSON matches its schema."""
+    import jsonschema
+    from beaminspect.render import diff_out
+    with open(os.path.join(os.path.dirname(SAMPLES), "schemas", "diff.schema.json")) as f:
+        schema = json.load(f)
+    names = sorted(os.listdir(PAIRS))
+    seen_attrs = set()
+    for a, b in zip(names, names[1:] + names[:1]):
+        r = analyse(beaminspect.load(pair(a)[0]), beaminspect.load(pair(b)[1]))
+        obj = json.loads(json.dumps(diff_out.report_dict(r)))
+        jsonschema.validate(obj, schema)
+        assert diff_out.render_text(r) and diff_out.render_markdown(r)
+        seen_attrs |= set(obj["attributes"])
+    assert {"behaviours", "on_load"} <= seen_attrs

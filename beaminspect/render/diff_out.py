@@ -29,7 +29,8 @@ def report_dict(report) -> dict:
                     "changed": list(d.lambdas_changed),
                     "invalidated": list(d.lambdas_invalidated)},
         "imports": {"added": list(d.imports_added), "removed": list(d.imports_removed)},
-        "attributes": {k: {"old": to_json(v["old"]), "new": to_json(v["new"])}
+        "attributes": {k: {"old": None if v["old"] is None else to_json(v["old"]),
+                           "new": None if v["new"] is None else to_json(v["new"])}
                        for k, v in d.attributes.items()},
         "compile_options_changed": bool(d.compile_options),
         "literals": dict(d.literals),
