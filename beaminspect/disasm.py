@@ -359,8 +359,9 @@ class _Resolver(dict):
         if self.strings is None:
             self.strings = self._module.strings
         if offset + length > len(self.strings):
-            raise FormatError(f"string of {length} bytes at offset {offset} runs past the "
-                              f"string table ({len(self.strings)} bytes)")
+            # The loader does not check string operands against StrT (the file loads),
+            # so neither does the disassembler: the string is unknown.
+            return None
         return self.strings[offset:offset + length]
 
     # -- by tag -------------------------------------------------------------
