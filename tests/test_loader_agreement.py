@@ -74,37 +74,8 @@ PARSE_COUNT = COUNT
 # The loader's message reaches the logger after prepare_loading/2 has returned (it is
 # sent when the caller is scheduled out), so after a refusal the log file is polled
 # until it grows (at most a second; a refusal without a message leaves the text empty).
-PREPARE = r"""
-{ok, [Files]} = file:consult(List),
-ok = logger:add_handler(loadlog, logger_std_h,
-        #{config => #{file => Log}, level => all,
-          formatter => {logger_formatter, #{single_line => true, template => [msg, "\n"]}}}),
-Size = fun() -> ok = logger_std_h:filesync(loadlog), filelib:file_size(Log) end,
-Said = fun S(Before, Waited) ->
-           case Size() of
-               Before when Waited < 1000 -> receive after 1 -> S(Before, Waited + 1) end;
-               Before -> "";
-               _ ->
-                   {ok, Fd} = file:open(Log, [read, binary]),
-                   {ok, Text} = file:pread(Fd, Before, 1 bsl 20),
-                   ok = file:close(Fd),
-                   string:trim(binary:replace(Text, [<<"\n">>, <<"\t">>], <<" ">>, [global]))
-           end
-       end,
-lists:foreach(
-  fun(F) ->
-      {ok, Bin} = file:read_file(F),
-      Mod = list_to_atom(filename:basename(F, ".beam")),
-      Before = Size(),
-      {A, Text} = case catch erlang:prepare_loading(Mod, Bin) of
-              {error, Reason} -> {io_lib:format("error ~0p", [Reason]), Said(Before, 0)};
-              {'EXIT', Why} -> {io_lib:format("error exit ~0p", [element(1, Why)]), ""};
-              _Prepared -> {"ok", ""}
-          end,
-      ok = file:write_file(Out, [F, "\t", A, "\t", Text, "\n"], [append])
-  end, Files),
-halt().
-"""
+from gen_loader_rules import PREPARE_LOADING as PREPARE  # noqa: E402
+
 
 
 def _ask_vm(files: list[str], workdir: str) -> dict[str, tuple[str, str]]:

@@ -65,12 +65,14 @@ KINDS = "uianxyfpqlo"
 #: whose operands they share (the compiler no longer emits them).
 TEMPLATES = {15: 12, 14: 13}  # allocate_zero <- allocate, allocate_heap_zero <- allocate_heap
 
-_ERL_PROBE = r"""
+#: prepare_loading/2's answer per file, one line each (tab-separated: the file, "ok" or
+#: "error Reason", and the loader's logged words); tests/test_loader_agreement.py uses it too.
+PREPARE_LOADING = r"""
 {ok, [Files]} = file:consult(List),
-ok = logger:add_handler(probelog, logger_std_h,
+ok = logger:add_handler(loadlog, logger_std_h,
         #{config => #{file => Log}, level => all,
           formatter => {logger_formatter, #{single_line => true, template => [msg, "\n"]}}}),
-Size = fun() -> ok = logger_std_h:filesync(probelog), filelib:file_size(Log) end,
+Size = fun() -> ok = logger_std_h:filesync(loadlog), filelib:file_size(Log) end,
 Said = fun S(Before, Waited) ->
            case Size() of
                Before when Waited < 1000 -> receive after 1 -> S(Before, Waited + 1) end;
@@ -88,9 +90,9 @@ lists:foreach(
       Mod = list_to_atom(filename:basename(F, ".beam")),
       Before = Size(),
       {A, Text} = case catch erlang:prepare_loading(Mod, Bin) of
-              {error, _} -> {"error", Said(Before, 0)};
-              {'EXIT', _} -> {"error", ""};
-              _ -> {"ok", ""}
+              {error, Reason} -> {io_lib:format("error ~0p", [Reason]), Said(Before, 0)};
+              {'EXIT', Why} -> {io_lib:format("error exit ~0p", [element(1, Why)]), ""};
+              _Prepared -> {"ok", ""}
           end,
       ok = file:write_file(Out, [F, "\t", A, "\t", Text, "\n"], [append])
   end, Files),
@@ -290,7 +292,7 @@ def ask(probes, workdir: str) -> dict[str, tuple[str, str]]:
         log = os.path.join(workdir, f"log{rnd}.txt")
         with open(listing, "w", encoding="utf-8") as f:
             f.write("[" + ",\n".join('"' + p + '"' for p in left) + "].\n")
-        _erl(_ERL_PROBE, List=listing, Out=out, Log=log)
+        _erl(PREPARE_LOADING, List=listing, Out=out, Log=log)
         done = {}
         if os.path.exists(out):
             with open(out, encoding="utf-8", errors="replace") as f:
