@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .disasm import ExtFunc, FunRef, Function, Label, Literal, LocalFunc, Loc, Reg
 from .module import BeamModule
-from .terms import Atom
+from .terms import Atom, exact_key
 
 STATUSES = ("added", "removed", "changed", "line_only", "unchanged")
 
@@ -32,7 +32,7 @@ def _norm_value(v, labels: dict):
     if t is FunRef:
         return ("fun", v.name, v.arity, v.num_free)
     if t is Literal:
-        return ("lit", _freeze(v.value))
+        return ("lit", exact_key(v.value))
     if t is ExtFunc:
         return ("ext", v.module, v.function, v.arity)
     if t is Loc:
@@ -41,27 +41,7 @@ def _norm_value(v, labels: dict):
         return tuple(_norm_value(x, labels) for x in v)
     if v is None:
         return None
-    return _freeze(v)
-
-
-def _freeze(v):
-    """A hashable, type-exact key for a term (1 and 1.0 differ, lists and tuples differ)."""
-    t = type(v)
-    if t is list:
-        return ("list", tuple(_freeze(x) for x in v))
-    if t is tuple:
-        return ("tuple", tuple(_freeze(x) for x in v))
-    if t is float:
-        return ("float", v)
-    if t is bool:
-        return ("bool", v)
-    if t is int:
-        return ("int", v)
-    try:
-        hash(v)
-        return (t.__name__, v)
-    except TypeError:
-        return (t.__name__, repr(v))
+    return exact_key(v)
 
 
 @dataclass(frozen=True)
@@ -228,8 +208,8 @@ def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
     if old.compile_options != new.compile_options:
         opts = {"old": old.compile_options, "new": new.compile_options}
 
-    old_lits = {_freeze(v) for v in old.literals}
-    new_lits = {_freeze(v) for v in new.literals}
+    old_lits = {exact_key(v) for v in old.literals}
+    new_lits = {exact_key(v) for v in new.literals}
     lits = {"old_count": len(old.literals), "new_count": len(new.literals),
             "added": len(new_lits - old_lits), "removed": len(old_lits - new_lits)}
 

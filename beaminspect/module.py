@@ -20,11 +20,6 @@ from .terms import Atom
 if TYPE_CHECKING:  # pragma: no cover
     from .disasm import Function
 
-#: Chunks every BEAM file must have for OTP 25's loader (an Atom chunk is accepted
-#: in place of AtU8 by beam_lib, but refused by the loader).
-LOADER_REQUIRED = ("Code", "AtU8", "ImpT", "ExpT")
-
-
 class BeamModule:
     """One compiled module.  Construct with :func:`load`."""
 
@@ -384,4 +379,4 @@ def load(source, *, file: str | None = None) -> BeamModule:
     return BeamModule(read_container(data, name))
 
 
-__all__ = ["BeamModule", "load", "Atom", "LOADER_REQUIRED"]
+__all__ = ["BeamModule", "load", "Atom"]

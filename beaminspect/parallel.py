@@ -8,7 +8,7 @@ runs print byte-identical output.
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 #: Below this many files a pool costs more than it saves.
 MIN_FILES_FOR_POOL = 48
@@ -79,14 +79,3 @@ def map_files(job: Callable, paths: list[str], args: tuple = (), jobs: int | Non
                 pooled -= 1
                 r = r.result()
             yield from r
-
-
-def chunked(it: Iterable, n: int):
-    buf = []
-    for x in it:
-        buf.append(x)
-        if len(buf) >= n:
-            yield buf
-            buf = []
-    if buf:
-        yield buf

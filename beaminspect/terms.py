@@ -89,7 +89,7 @@ from .errors import FormatError, LimitError, TruncatedError, UnsupportedError
 __all__ = [
     "Atom", "ImproperList", "BitBinary", "Map", "Pid", "Port", "Reference", "ExportFun",
     "LocalFun", "decode", "decode_at", "format_term", "to_json", "term_sort_key",
-    "compare_terms", "VERSION_MAGIC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE",
+    "compare_terms", "exact_key", "VERSION_MAGIC", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SIZE",
 ]
 
 VERSION_MAGIC = 131
@@ -420,6 +420,11 @@ def _freeze(term):
             for i in range(len(kids) - 1, -1, -1):
                 work.append(kids[i])
     return tuple(tokens)
+
+
+#: A hashable key equal for two terms exactly when ``=:=`` holds (1 and 1.0 differ,
+#: lists and tuples differ); it never recurses, however deep the term.
+exact_key = _freeze
 
 
 # ---------------------------------------------------------------------------
