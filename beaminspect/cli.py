@@ -336,6 +336,9 @@ def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
     from .module import load
     try:
         m = load(path)
+        if as_json and function is None:
+            from .render.disasm_json import module_json_text as whole_module
+            return True, whole_module(m)
         funcs = m.functions
         if function is not None:
             funcs = [f for f in funcs if (f.name, f.arity) == function]

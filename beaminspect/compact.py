@@ -35,7 +35,8 @@ __all__ = [
     "U", "I", "A", "X", "Y", "F", "H", "Z", "LIST", "FR", "ALLOC", "LITERAL", "TR",
     "TAG_NAMES", "TAG_NUMBERS", "EXT_FLOAT", "EXT_LIST", "EXT_FR", "EXT_ALLOC",
     "EXT_LITERAL", "EXT_TR", "ALLOC_WORDS", "ALLOC_FLOATS", "ALLOC_FUNS",
-    "MAX_INTEGER_BYTES", "ONE_BYTE", "TWO_BYTE", "decode_long",
+    "MAX_INTEGER_BYTES", "ONE_BYTE", "TWO_BYTE", "OPERAND_SIZE", "decode_long",
+    "skip_long",
 ]
 
 # -- tags -------------------------------------------------------------------------
@@ -108,6 +109,26 @@ ONE_BYTE = _ONE = _build_one_byte()
 #: ``(first byte << 8) | second byte`` -> ready Operand for the two-byte forms of the
 #: basic tags, else None (consult only when ``first byte & 0x18 == 0x08``).
 TWO_BYTE = _TWO = _build_two_byte()
+
+
+def _build_operand_size() -> tuple:
+    sizes = []
+    for b in range(256):
+        if b & 7 == _TAG_Z:
+            sizes.append(0)
+        elif not b & 0x08:
+            sizes.append(1)
+        elif not b & 0x10:
+            sizes.append(2)
+        else:
+            sizes.append(0)
+    return tuple(sizes)
+
+
+#: First byte -> the size in bytes of a compact term of a basic tag in its one- or
+#: two-byte form (1 or 2), else 0 (the long forms and the extended terms, whose size
+#: takes :data:`decode_long`).  For walking past operands without decoding them.
+OPERAND_SIZE = _SIZE = _build_operand_size()
 
 
 # -- slow paths -------------------------------------------------------------------
@@ -262,6 +283,45 @@ def _decode_long(buf, pos: int, end: int, in_list: bool = False) -> tuple[Operan
 #: :func:`decode_operand`, for a term not in :data:`ONE_BYTE` / :data:`TWO_BYTE` (it
 #: accepts any form).
 decode_long = _decode_long
+
+
+def skip_long(buf, pos: int, end: int) -> int:
+    """The position after the compact term at ``buf[pos]`` that is not in
+    :data:`OPERAND_SIZE` (a long form or an extended term), found without building it.
+
+    It trusts the bytes: a malformed term gives some position, not an error.  Callers
+    decode (and so check) a term with :func:`decode_operand` before using it; use this
+    only to find where a term ends.  Nothing here reads past ``end``.
+    """
+    size = _SIZE
+    b = buf[pos]
+    if b & 7 == _TAG_Z and not b & 0x08:
+        kind = b >> 4
+        p = pos + 1
+        if p < end and (n := size[buf[p]]):
+            if kind == EXT_LITERAL or kind == EXT_FR:
+                return p + n
+            if kind == EXT_TR:
+                p += n
+                if p < end and (k := size[buf[p]]):
+                    return p + k
+            elif kind == EXT_LIST:
+                count = _value(buf, p, n)
+                p += n
+                for _ in range(count):
+                    if p >= end:
+                        return end
+                    k = size[buf[p]]
+                    # An element that is not short is rare: decode it (which refuses
+                    # a list nested in a list, so nothing here recurses).
+                    p = p + k if k else _decode_long(buf, p, end, True)[1]
+                return p
+    return _decode_long(buf, pos, end)[1]
+
+
+def _value(buf, p: int, n: int) -> int:
+    b = buf[p]
+    return b >> 4 if n == 1 else ((b >> 5) << 8) | buf[p + 1]
 
 
 # -- public API -------------------------------------------------------------------

@@ -528,3 +528,88 @@ def test_fast_entry_point_disasm_json_is_the_typer_output(tiny_path, tmp_path, j
     assert fast.returncode == typer_run.exit_code == 2
     assert fast.stdout == typer_run.stdout
     assert fast.stderr == typer_run.stderr
+
+
+# ---------------------------------------------------------------------------
+# The direct JSON walk (render/disasm_json.py) against the instruction records
+# ---------------------------------------------------------------------------
+
+def _record_outcome(source) -> str:
+    """The record path's ``disasm --json`` text of ``source``, or its error line."""
+    from beaminspect.render.disasm_text import module_json_text
+    try:
+        return module_json_text(beaminspect.load(source, file="m.beam"))
+    except BeamError as e:
+        return "error: " + str(e)
+
+
+def _walk_outcome(source) -> str:
+    from beaminspect.render.disasm_json import module_json_text
+    try:
+        return module_json_text(beaminspect.load(source, file="m.beam"))
+    except BeamError as e:
+        return "error: " + str(e)
+
+
+@pytest.mark.slow
+def test_walk_is_the_record_json_on_every_beam():
+    """Every sample, OTP and Elixir beam: the walk gives the record path's text, and
+    gives it by itself (no module falls back to the records)."""
+    from corpus import SAMPLE_BEAMS
+    from otp import ELIXIR_BEAMS, OTP_BEAMS
+
+    from beaminspect.render.disasm_json import _walk
+    from beaminspect.render.disasm_text import module_json_text
+    compared = 0
+    for path in SAMPLE_BEAMS + OTP_BEAMS + ELIXIR_BEAMS:
+        try:
+            want = module_json_text(beaminspect.load(path))
+        except BeamError:
+            continue
+        assert _walk(beaminspect.load(path)) == want, path
+        compared += 1
+    assert compared >= len(SAMPLE_BEAMS) - 5
+    print(f"\n{compared} modules: the walk's text is the records' text")
+
+
+def test_walk_on_mutated_code_gives_the_record_outcome():
+    """Mutants of the samples' Code chunks (opcodes, operands, lengths): the walk
+    gives the same text or the same error, with the same function and offset."""
+    import os
+    import sys
+
+    from corpus import ROOT, SAMPLE_BEAMS
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import fuzz
+
+    rng = __import__("random").Random(2024)
+    kinds = {"text": 0, "error": 0}
+    sources = SAMPLE_BEAMS[:40]
+    for k in range(600):
+        with open(sources[k % len(sources)], "rb") as f:
+            data = fuzz.m_code(rng, f.read())
+        if isinstance(data, tuple):  # (what was changed, bytes)
+            data = data[1]
+        want = _record_outcome(data)
+        assert _walk_outcome(data) == want
+        kinds["error" if want.startswith("error: ") else "text"] += 1
+    assert kinds["text"] >= 50 and kinds["error"] >= 50, kinds
+
+
+@pytest.mark.parametrize("data", [
+    bytes([0x57, 0x03, 0x10]),            # typed register {x,0}, type 1
+    bytes([0x57, 0x0B, 0x40, 0x10]),      # typed register, two-byte register
+    bytes([0x47, 0x50]),                  # literal 5
+    bytes([0x47, 0x08, 0x20]),            # literal, two-byte index
+    bytes([0x27, 0x30]),                  # float register 3
+    bytes([0x17, 0x40, 0x02, 0x12, 0x47, 0x10, 0x03]),  # list of 4 with a literal
+    bytes([0x17, 0x08, 0x00]),            # empty list, two-byte count
+    bytes([0x37, 0x20, 0x00, 0x30, 0x10, 0x10]),  # allocation list
+    bytes([0x18, 0x01, 0x02]),            # three-byte u
+    bytes([0xF8, 0x00]) + bytes(9),       # nine-byte u (nested length)
+])
+def test_skip_long_finds_the_end_decode_finds(data):
+    from beaminspect.compact import OPERAND_SIZE, decode_operand, skip_long
+    tail = data + b"\x00\x10"
+    assert OPERAND_SIZE[data[0]] == 0
+    assert skip_long(tail, 0, len(tail)) == decode_operand(tail, 0, len(tail))[1] == len(data)
