@@ -18,6 +18,7 @@ from typing import List, Optional
 import typer
 
 from . import __version__
+from .commands import GATE_FAIL_ON, GATE_FORMATS
 from .errors import BeamError, format_error
 
 EXIT_OK = 0
@@ -188,64 +189,28 @@ def diff(
 # gate and appup
 # ---------------------------------------------------------------------------
 
-GATE_FORMATS = ("text", "json", "markdown", "sarif")
-GATE_FAIL_ON = ("info", "warning", "error", "never")
-#: Releases with more modules than this get a progress line (when stderr is a terminal).
-PROGRESS_MIN_MODULES = 200
-
-
 def _load_gate_policy(policy_file: Optional[str]):
-    from .policy import PolicyError, load_policy
+    from .commands import CommandExit, load_gate_policy
     try:
-        return load_policy(policy_file)
-    except PolicyError as e:
-        typer.echo(f"beaminspect: policy: {e}", err=True)
-        raise typer.Exit(EXIT_USAGE)
-
-
-class _Progress:
-    """``\\r`` updates on stderr for large releases when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if total <= PROGRESS_MIN_MODULES:
-            return
-        sys.stderr.write(f"\rcomparing modules: {done}/{total}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        return load_gate_policy(policy_file)
+    except CommandExit as e:
+        raise typer.Exit(e.code)
 
 
 def _compare(old: str, new: str, policy, external, otp):
-    from .gate import compare_releases
-    progress = _Progress() if sys.stderr.isatty() else None
+    from .commands import CommandExit, compare
     try:
-        return compare_releases(old, new, policy=policy, external=external or (),
-                                running_otp=otp, progress=progress)
-    except BeamError as e:
-        report_error(e)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    finally:
-        if progress is not None:
-            progress.clear()
+        return compare(old, new, policy, external, otp)
+    except CommandExit as e:
+        raise typer.Exit(e.code)
 
 
 def _emit(text: str, output: Optional[str]) -> None:
-    if output is None:
-        typer.echo(text)
-        return
+    from .commands import CommandExit, emit
     try:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
-    except OSError as e:
-        typer.echo(f"beaminspect: {output}: {e.strerror or e}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        emit(text, output)
+    except CommandExit as e:
+        raise typer.Exit(e.code)
 
 
 @app.command()
@@ -275,21 +240,8 @@ def gate(
     if fail_on is not None and fail_on not in GATE_FAIL_ON:
         raise typer.BadParameter(f"must be one of {', '.join(GATE_FAIL_ON)}",
                                  param_hint="--fail-on")
-    policy = _load_gate_policy(policy_file)
-    threshold = fail_on or policy.fail_on or "error"
-    report = _compare(old, new, policy, external, otp)
-    from .render import gate_out
-    from .render.json_out import dumps
-    if fmt == "json":
-        text = dumps(gate_out.report_dict(report, threshold))
-    elif fmt == "sarif":
-        text = dumps(gate_out.render_sarif(report))
-    elif fmt == "markdown":
-        text = gate_out.render_markdown(report, threshold)
-    else:
-        text = gate_out.render_text(report, threshold)
-    _emit(text, output)
-    raise typer.Exit(EXIT_FINDINGS if report.failed(threshold) else EXIT_OK)
+    from .commands import gate as run_gate
+    raise typer.Exit(run_gate(old, new, fmt, fail_on, policy_file, external, otp, output))
 
 
 @app.command()

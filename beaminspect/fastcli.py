@@ -1,7 +1,10 @@
 """The ``beaminspect`` entry point, with a fast path for the commonest calls.
 
-``beaminspect --version``, ``beaminspect show --json [-j N] PATH...`` and
-``beaminspect disasm --json [-j N] PATH...`` are parsed here without importing typer (whose import, with pydantic, costs about 0.3 s per process).
+``beaminspect --version``, ``beaminspect show --json [-j N] PATH...``,
+``beaminspect disasm --json [-j N] PATH...`` and ``beaminspect gate OLD NEW [options]``
+are parsed here without importing typer (whose import, with pydantic, costs about
+0.3 s per process); the command bodies are the typer app's own
+(:mod:`beaminspect.commands`, the jobs below).
 Anything else -- help, text output, other commands, an option or a form this small
 parser does not know -- goes to the typer app in :mod:`beaminspect.cli`, which prints
 the same output and returns the same exit codes for the calls handled here.
@@ -57,38 +60,73 @@ def disasm_json_job(path: str):
 _JOBS = {"show": show_json_job, "disasm": disasm_json_job}
 
 
-def _parse_show_json(args: list[str]):
-    """``(paths, jobs)`` for ``--json [-j N | --jobs N | --jobs=N] PATH...`` in any order,
-    or None for anything else."""
-    as_json = False
-    jobs = None
-    paths: list[str] = []
+_FLAG, _STR, _INT, _LIST = range(4)
+
+#: Command -> {option: (name, kind)}; a ``--long`` option also takes ``--long=VALUE``
+#: and a ``-s`` one ``-sVALUE``, as the typer app does.
+_OPTIONS = {
+    "show": {"--json": ("json", _FLAG), "-j": ("jobs", _INT), "--jobs": ("jobs", _INT)},
+    "gate": {"-f": ("fmt", _STR), "--format": ("fmt", _STR), "--fail-on": ("fail_on", _STR),
+             "--policy": ("policy_file", _STR), "--external": ("external", _LIST),
+             "--otp": ("otp", _INT), "-o": ("output", _STR), "--output": ("output", _STR)},
+}
+_OPTIONS["disasm"] = _OPTIONS["show"]
+
+
+def parse_args(command: str, args: list[str]):
+    """``(positional arguments, {name: value})`` for ``args`` of ``command``, or None
+    for anything this parser leaves to the typer app: an option it does not know (help
+    included), a value that is not plainly a value, ``--``, ``-``."""
+    spec = _OPTIONS[command]
+    positional: list[str] = []
+    values: dict = {}
     i = 0
     while i < len(args):
         a = args[i]
-        if a == "--json":
-            as_json = True
-        elif a in ("-j", "--jobs") or a.startswith("--jobs=") or a.startswith("-j"):
-            if a.startswith("--jobs="):
-                value = a.split("=", 1)[1]
-            elif a.startswith("-j") and len(a) > 2:
-                value = a[2:]
-            else:
-                i += 1
-                if i == len(args):
-                    return None
-                value = args[i]
-            if not (value.isascii() and value.isdigit()):
-                return None
-            jobs = int(value)
-        elif a.startswith("-"):
-            return None
-        else:
-            paths.append(a)
         i += 1
-    if not as_json or not paths:
+        if not a.startswith("-"):
+            positional.append(a)
+            continue
+        if a.startswith("--"):
+            name, eq, value = a.partition("=")
+            attached = value if eq else None
+        else:
+            name, attached = a[:2], (a[2:] or None)
+        found = spec.get(name)
+        if found is None or a in ("-", "--"):
+            return None
+        key, kind = found
+        if kind == _FLAG:
+            if attached is not None:
+                return None
+            values[key] = True
+            continue
+        if attached is None:
+            if i == len(args) or args[i].startswith("-"):
+                return None
+            attached = args[i]
+            i += 1
+        if kind == _INT:
+            if not (attached.isascii() and attached.isdigit()):
+                return None
+            values[key] = int(attached)
+        elif kind == _LIST:
+            values.setdefault(key, []).append(attached)
+        else:
+            values[key] = attached
+    return positional, values
+
+
+def _run_gate(args: list[str]) -> int | None:
+    from .commands import GATE_FAIL_ON, GATE_FORMATS, gate
+    parsed = parse_args("gate", args)
+    if parsed is None:
         return None
-    return paths, jobs
+    positional, values = parsed
+    if len(positional) != 2 or values.get("fmt", "text") not in GATE_FORMATS \
+            or values.get("fail_on", "error") not in GATE_FAIL_ON:
+        return None
+    return gate(*positional, **values)
 
 
 def fast_main(argv: list[str]) -> int | None:
@@ -98,37 +136,52 @@ def fast_main(argv: list[str]) -> int | None:
         sys.stdout.write(f"beaminspect {__version__}\n")
         sys.stdout.flush()
         return EXIT_OK
-    if len(argv) < 2 or argv[0] not in _JOBS:
+    if len(argv) < 2:
         return None
-    job = _JOBS[argv[0]]
+    if argv[0] == "gate":
+        return _guarded(_run_gate, argv[1:])
+    if argv[0] not in _JOBS:
+        return None
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("_", "-")
     if encoding not in ("utf-8", "utf8"):
         return None
-    parsed = _parse_show_json(argv[1:])
+    parsed = parse_args(argv[0], argv[1:])
     if parsed is None:
         return None
-    paths, jobs = parsed
+    paths, values = parsed
+    if not values.get("json") or not paths:
+        return None
+    return _guarded(_print_jobs, _JOBS[argv[0]], paths, values.get("jobs"))
+
+
+def _print_jobs(job, paths: list[str], jobs: int | None) -> int | None:
     out, err = sys.stdout, sys.stderr
     buf = getattr(out, "buffer", None)
     if buf is None:
         return None
-    try:
-        from .parallel import map_files
-        from .paths import iter_beam_paths
+    from .parallel import map_files
+    from .paths import iter_beam_paths
 
-        failed = False
-        out.flush()
-        for ok, text in map_files(job, iter_beam_paths(paths), (), jobs):
-            if ok:
-                buf.write(text if type(text) is bytes else text.encode())
-                buf.write(b"\n")
-            else:
-                failed = True
-                buf.flush()
-                err.write(text + "\n")
-                err.flush()
-        buf.flush()
-        return EXIT_BAD_INPUT if failed else EXIT_OK
+    failed = False
+    out.flush()
+    for ok, text in map_files(job, iter_beam_paths(paths), (), jobs):
+        if ok:
+            buf.write(text if type(text) is bytes else text.encode())
+            buf.write(b"\n")
+        else:
+            failed = True
+            buf.flush()
+            err.write(text + "\n")
+            err.flush()
+    buf.flush()
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _guarded(fn, *args) -> int | None:
+    """``fn(*args)`` behind the boundary :func:`beaminspect.cli.main` draws: a closed
+    pipe ends quietly, ^C exits 130, anything unexpected is one line and exit 4."""
+    try:
+        return fn(*args)
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")
@@ -138,9 +191,14 @@ def fast_main(argv: list[str]) -> int | None:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - the boundary, as in cli.main
+        from .errors import BeamError
+        if isinstance(e, BeamError):
+            from .commands import echo, error_line
+            echo(error_line(e), err=True)
+            return EXIT_BAD_INPUT
         if os.environ.get("BEAMINSPECT_DEBUG"):
             raise
-        err.write(f"beaminspect: internal error: {type(e).__name__}: {e}\n")
+        sys.stderr.write(f"beaminspect: internal error: {type(e).__name__}: {e}\n")
         return EXIT_INTERNAL
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import beaminspect.module
-from beaminspect.cli import _Progress, main
+from beaminspect.cli import main
+from beaminspect.commands import Progress as _Progress
 from beaminspect.gate import KINDS, compare_releases
 from beaminspect.hotload import analyse
 from beaminspect.module import load
@@ -340,6 +341,49 @@ def test_cli_exit_codes(shop, tmp_path, capsys):
     assert main(["gate", str(old), str(new), "--fail-on", "fatal"]) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("form", [
+    [],
+    ["-f", "json"],
+    ["--format=sarif"],
+    ["-fmarkdown", "--fail-on", "never"],
+    ["--fail-on=warning", "--external", "hl_export_removed", "--external=kernel"],
+    ["--otp", "25", "-f", "json"],
+    ["--policy", "MISSING.toml"],
+    ["--format", "xml"],          # left to typer: a usage error
+    ["--help"],                   # left to typer
+])
+def test_fast_entry_point_gate_is_the_typer_output(shop, tmp_path, capsys, monkeypatch,
+                                                   form):
+    """``gate`` through the fast entry point (no typer) prints what the typer app
+    prints and exits with its code, whatever the form of the options."""
+    import subprocess
+    import sys
+    old, new, _ = shop
+    monkeypatch.chdir(tmp_path)
+    argv = ["gate", str(old), str(new), *form]
+    want_code = main(argv)
+    want = capsys.readouterr()
+    fast = subprocess.run([sys.executable, "-m", "beaminspect", *argv], capture_output=True,
+                          text=True, encoding="utf-8", timeout=300, cwd=tmp_path)
+    assert fast.returncode == want_code
+    assert fast.stdout == want.out
+    assert fast.stderr == want.err
+
+
+def test_fast_parser_takes_only_what_it_knows():
+    from beaminspect.fastcli import parse_args
+    assert parse_args("gate", ["a", "b", "-fjson", "--otp=25", "--external", "x",
+                               "--external=y", "-o", "out"]) == (
+        ["a", "b"], {"fmt": "json", "otp": 25, "external": ["x", "y"], "output": "out"})
+    assert parse_args("show", ["--json", "-j2", "p", "--jobs", "3"]) == (
+        ["p"], {"json": True, "jobs": 3})
+    for bad in (["--json=1", "p"], ["-j", "-1", "p"], ["--jobs", "x", "p"], ["-j"],
+                ["--", "p"], ["-", "p"], ["--unknown", "p"], ["-h"]):
+        assert parse_args("show", bad) is None, bad
+    assert parse_args("gate", ["a", "b", "--otp", "2x"]) is None
+    assert parse_args("gate", ["a", "b", "-f"]) is None
 
 
 def test_cli_policy_fail_on_and_output_file(shop, tmp_path, capsys):
