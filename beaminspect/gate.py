@@ -213,27 +213,23 @@ def _state_changed(a, b, report: HotLoadReport) -> bool:
     return bool(_CALLBACKS & report.diff.changed_functions)
 
 
-#: Changed modules adding up to this many bytes are worth a process pool even when
-#: they are few (disassembly costs about 1 s per MB).
-POOL_MIN_BYTES = 256 * 1024
+#: Changed modules adding up to this many bytes are worth a second process even when
+#: they are few (their analysis costs about 1 s per MB; starting a worker, ~10 ms).
+POOL_MIN_BYTES = 64 * 1024
 
 
 def _run_jobs(items, running_otp, severities, jobs):
     """Results in the order of ``items``, whether a pool is used or not."""
-    from .parallel import MIN_FILES_FOR_POOL, default_jobs
-    jobs = default_jobs() if jobs is None else jobs
+    from .parallel import MIN_FILES_FOR_POOL, map_files
     size = sum(len(it[1]) + len(it[3]) for it in items)
-    if jobs > 1 and len(items) >= 2 and (len(items) >= MIN_FILES_FOR_POOL
-                                         or size >= POOL_MIN_BYTES):
-        from concurrent.futures import ProcessPoolExecutor
-        # Workers get bytes, not readers: archive members live only in this process.
-        # Largest first, so one big module does not finish last on its own.
+    if len(items) >= MIN_FILES_FOR_POOL or size >= POOL_MIN_BYTES:
+        # Largest first, so that one big module does not finish last on its own.
         order = sorted(range(len(items)), key=lambda i: -(len(items[i][1]) + len(items[i][3])))
-        with ProcessPoolExecutor(max_workers=min(jobs, len(items))) as pool:
-            futures = {i: pool.submit(_analyse_job, items[i], running_otp, severities)
-                       for i in order}
-            for i in range(len(items)):
-                yield futures[i].result()
+        results: list = [None] * len(items)
+        for i, r in zip(order, map_files(_analyse_job, [items[i] for i in order],
+                                         (running_otp, severities), jobs, min_files=2)):
+            results[i] = r
+        yield from results
     else:
         for it in items:
             yield _analyse_job(it, running_otp, severities)

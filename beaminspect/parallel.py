@@ -85,19 +85,21 @@ class WorkerFailed(RuntimeError):
     """A worker process raised (the message carries its traceback) or died."""
 
 
-def map_files(job: Callable, paths: list[str], args: tuple = (), jobs: int | None = None
-              ) -> Iterator[tuple[bool, object]]:
+def map_files(job: Callable, paths: list, args: tuple = (), jobs: int | None = None,
+              min_files: int = MIN_FILES_FOR_POOL) -> Iterator:
     """Yield ``job(path, *args)`` for each path, in order (see the module's text).
 
-    With ``jobs`` <= 1 or fewer than :data:`MIN_FILES_FOR_POOL` paths, everything runs
-    here, one file after another.  An exception in a worker is raised here as
-    :class:`WorkerFailed`; the workers are stopped when the iteration ends, however
-    it ends.
+    With ``jobs`` <= 1 or fewer than ``min_files`` paths, everything runs here, one
+    file after another.  (A "path" may be any value ``job`` takes: workers are forked
+    with the list, so nothing is pickled on the way in.)  An exception in a worker is
+    raised here as :class:`WorkerFailed`; the workers are stopped when the iteration
+    ends, however it ends.
     """
     jobs = default_jobs() if jobs is None else jobs
     paths = list(paths)
     n = len(paths)
-    if jobs <= 1 or n < MIN_FILES_FOR_POOL:
+    jobs = min(jobs, n)
+    if jobs <= 1 or n < min_files:
         for p in paths:
             yield job(p, *args)
         return
