@@ -5,7 +5,8 @@ The second copy has a few modules replaced by sample modules recompiled under th
 names, so some modules really change.  Both sides run as whole processes (interpreter
 or VM start included): the gate as ``python -m beaminspect gate A B -f json -o FILE``,
 cmp_dirs as one ``erl`` that compares every application's ebin pair and halts.  The
-median of ``runs`` runs of each is reported, with their ratio (gate / cmp_dirs; below
+runs alternate (gate, erl, erl, gate, ...); the median of ``runs`` runs of each is
+reported, with their ratio (gate / cmp_dirs; below
 1 the gate is faster).
 
     python bench/gate_bench.py [--runs N]
@@ -100,16 +101,20 @@ def run(runs: int = 5) -> dict:
         erl_cmd = ["erl", "-noshell", "-noinput", "-eval", _cmp_dirs_expr(pairs)]
         gate_times, erl_times = [], []
         changed_gate = changed_erl = None
-        for _ in range(runs):
-            t, p = _time(gate_cmd, cwd=str(ROOT))
-            if p.returncode != 0:
-                raise RuntimeError(f"gate failed ({p.returncode}): {p.stderr}")
-            gate_times.append(t)
-            t, p = _time(erl_cmd)
-            if p.returncode != 0:
-                raise RuntimeError(f"erl failed: {p.stdout} {p.stderr}")
-            erl_times.append(t)
-            changed_erl = int(p.stdout.split()[-1])
+        for k in range(runs):
+            # Alternate which goes first, so that neither always follows the other.
+            for which in (("gate", "erl") if k % 2 == 0 else ("erl", "gate")):
+                if which == "gate":
+                    t, p = _time(gate_cmd, cwd=str(ROOT))
+                    if p.returncode != 0:
+                        raise RuntimeError(f"gate failed ({p.returncode}): {p.stderr}")
+                    gate_times.append(t)
+                else:
+                    t, p = _time(erl_cmd)
+                    if p.returncode != 0:
+                        raise RuntimeError(f"erl failed: {p.stdout} {p.stderr}")
+                    erl_times.append(t)
+                    changed_erl = int(p.stdout.split()[-1])
         import json
         doc = json.loads(out.read_text())
         changed_gate = doc["summary"]["modules"]["changed"]

@@ -374,16 +374,17 @@ def bench_startup(runs: int, one_file: str) -> list[dict]:
 # profile, machine, report
 # ---------------------------------------------------------------------------
 
-def profile_show(files: list[str], top: int = 15) -> tuple[list[dict], list[tuple[str, float]], float]:
-    """cProfile of ``show --json`` over ``files`` in this process (serial)."""
+def profile_jobs(job, files: list[str], top: int = 15, name: str = "show"
+                 ) -> tuple[list[dict], list[tuple[str, float]], float]:
+    """cProfile of ``job(path)`` over ``files`` in this process (serial): the top
+    functions by own time, own time grouped by where it is spent, and the total."""
     import cProfile
     import pstats
 
-    from beaminspect.fastcli import show_json_job
     prof = cProfile.Profile()
     prof.enable()
     for p in files:
-        show_json_job(p)
+        job(p)
     prof.disable()
     st = pstats.Stats(prof, stream=io.StringIO())
     total = st.total_tt
@@ -408,8 +409,23 @@ def profile_show(files: list[str], top: int = 15) -> tuple[list[dict], list[tupl
         else:
             key = "other stdlib"
         groups[key] = groups.get(key, 0.0) + tt
-    st.dump_stats(os.path.join(OUT, "show_profile.pstats"))
+    st.dump_stats(os.path.join(OUT, f"{name}_profile.pstats"))
     return entries[:top], sorted(groups.items(), key=lambda kv: -kv[1]), total
+
+
+def profile_show(files: list[str], top: int = 15):
+    from beaminspect.fastcli import show_json_job
+    return profile_jobs(show_json_job, files, top, "show")
+
+
+#: The disassembly profile takes every DISASM_PROFILE_STRIDE-th file (cProfile triples
+#: the time of this call-heavy code).
+DISASM_PROFILE_STRIDE = 4
+
+
+def profile_disasm(files: list[str], top: int = 15):
+    from beaminspect.fastcli import disasm_json_job
+    return profile_jobs(disasm_json_job, files[::DISASM_PROFILE_STRIDE], top, "disasm")
 
 
 def machine() -> dict:
@@ -515,13 +531,16 @@ def render(tabulate, info: dict) -> str:
         if info[key].get("skipped"):
             out += [f"{key} row skipped: {info[key]['skipped']}", ""]
     out += ["## Start-up", "", startup, ""]
-    if info.get("profile"):
-        top, groups, total = info["profile"]
+    for key, what in (("profile", "show --json"), ("profile_disasm", "disasm --json")):
+        if not info.get(key):
+            continue
+        top, groups, total = info[key]
+        nfiles = info["nfiles"] if key == "profile" else info.get("profile_disasm_files")
         out += [
-            "## What the profile shows is left",
+            f"## What the profile shows is left: {what}",
             "",
-            f"cProfile of `show --json` over the {info['nfiles']} files in one process, "
-            f"serially: {total:.2f} s of profiled time (cProfile roughly doubles the real "
+            f"cProfile of `{what}` over {nfiles} files in one process, serially: "
+            f"{total:.2f} s of profiled time (cProfile roughly doubles or triples the real "
             "time of small calls).  Where it goes:",
             "",
             tabulate([[k, f"{t:.3f}", f"{100 * t / total:.0f}%"] for k, t in groups],
@@ -572,6 +591,9 @@ def main(argv=None) -> int:
         info["startup"] = bench_startup(runs, files[0])
     if not opts.skip_profile and "show" in only:
         info["profile"] = profile_show(files)
+    if not opts.skip_profile and "disasm" in only:
+        info["profile_disasm"] = profile_disasm(files)
+        info["profile_disasm_files"] = len(files[::DISASM_PROFILE_STRIDE])
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(info, f, indent=1, default=str)
     text = render(tabulate, info)
