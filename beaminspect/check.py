@@ -71,7 +71,7 @@ _STILL_LOADED = frozenset({"allocate_zero", "allocate_heap_zero", "put_literal",
 _OP_LABEL, _OP_FUNC_INFO, _OP_INT_CODE_END, _OP_LINE = 1, 2, 3, 153
 
 #: Opcode -> position of its ImpT index operand (call_ext*, bif*, gc_bif*).
-_IMPORT_OPERAND = {7: 1, 8: 1, 78: 1, 9: 0, 10: 1, 11: 1, 124: 2, 125: 2, 152: 2}
+_IMPORT_OPERAND = {7: 1, 8: 1, 78: 1, 9: 0, 10: 1, 11: 1, 185: 1, 124: 2, 125: 2, 152: 2}
 
 
 @dataclass(frozen=True)
@@ -394,8 +394,8 @@ def _types(view, otp: int) -> int | None:
 #: and the special values (atom 0 is nil, label 0 is "no label") are set while reading.
 _KIND_OF_TAG = ("u", "i", "a", "x", "y", "f", None, None, None, "u", "o")
 
-#: Opcode -> position of the BIF import of bif0/bif1/bif2/gc_bif1/gc_bif2/gc_bif3.
-_BIF_OPERAND = {9: 0, 10: 1, 11: 1, 124: 2, 125: 2, 152: 2}
+#: Opcode -> position of the BIF import of bif0..bif3 and gc_bif1..gc_bif3.
+_BIF_OPERAND = {9: 0, 10: 1, 11: 1, 185: 1, 124: 2, 125: 2, 152: 2}
 #: The only BIFs ops.tab gives bif0 a specific instruction for (self/0, node/0).
 _BIF0 = {("erlang", "self", 0), ("erlang", "node", 0)}
 _OP_MAKE_FUN2, _OP_MAKE_FUN3 = 103, 171

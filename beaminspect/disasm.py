@@ -37,7 +37,7 @@ raw operand                   value
 ============================  ==================================================
 
 and, by position, for the opcodes that say so: the import index of ``call_ext``,
-``call_ext_last``, ``call_ext_only``, ``bif0..2`` and ``gc_bif1..3`` is an
+``call_ext_last``, ``call_ext_only``, ``bif0..3`` and ``gc_bif1..3`` is an
 :class:`ExtFunc`; the FunT index of ``make_fun2`` / ``make_fun3`` a :class:`FunRef`;
 the label of ``call`` / ``call_last`` / ``call_only`` a :class:`LocalFunc` (a
 :class:`Label` when it is no function's entry); the location of ``line``,
@@ -283,6 +283,7 @@ def _special_table() -> tuple:
         "bif0": (_IMPORT, None),
         "bif1": (None, _IMPORT, None, None),
         "bif2": (None, _IMPORT, None, None, None),
+        "bif3": (None, _IMPORT, None, None, None, None),
         "gc_bif1": (None, None, _IMPORT, None, None),
         "gc_bif2": (None, None, _IMPORT, None, None, None),
         "gc_bif3": (None, None, _IMPORT, None, None, None, None),

@@ -1,5 +1,6 @@
 """The disassembler on hand-assembled modules: instructions OTP 25 cannot compile
-(update_record, bs_match, executable_line, debug_line), name resolution, bad input
+(update_record, bs_match, executable_line, debug_line, and OTP 29's bif3 and native
+record instructions, 185 to 191), name resolution, bad input
 (exact chunk, offset and function), and the ``disasm`` command."""
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def op(name: str, *operands: bytes) -> bytes:
 
 
 ATOMS = ["tiny", "f", "g", "copy", "ensure_at_least", "integer", "entry", "lists",
-         "reverse", "erlang", "+", "ok", "-f/1-fun-0-", "string"]
+         "reverse", "erlang", "+", "ok", "-f/1-fun-0-", "string", "point", "x",
+         "external"]
 A = {name: n + 1 for n, name in enumerate(ATOMS)}
 
 
@@ -125,6 +127,14 @@ F_BODY = [
        lst(a(A["string"]), u(1), u(8), a(0), u(0), i(3))),
     op("select_val", x(0), f(1), lst(a(A["ok"]), f(4), i(-1), f(4))),
     op("move", i(-5000), x(2)),
+    # OTP 29 (genop.tab's "# OTP 29" section: bif3 and the native records).
+    op("bif3", f(1), u(1), x(0), x(1), x(2), x(0)),
+    op("is_any_native_record", f(1), x(0)),
+    op("is_native_record", f(1), x(0), a(A["tiny"]), a(A["point"])),
+    op("get_record_elements", f(1), x(0), lst(a(A["x"]), x(1))),
+    op("put_record", f(0), a(A["point"]), a(0), x(0), u(2), lst(a(A["x"]), i(7))),
+    op("is_record_accessible", f(1), x(0), a(A["external"])),
+    op("get_record_field", f(0), x(0), lit(0), a(A["x"]), x(3)),
     op("return"),
 ]
 G = [
@@ -236,10 +246,51 @@ def test_executable_line_183_and_debug_line_184(tiny):
 
 
 def test_newer_opcodes_in_table_are_all_known():
-    # Whatever the generated table holds beyond OTP 26 (185-191 when present) decodes.
+    assert HIGHEST == 191
     for n in range(181, HIGHEST + 1):
         o = beaminspect.opcodes.OPCODES[n]
         assert o is not None and o.number == n
+    assert [beaminspect.opcodes.OPCODES[n].since for n in range(185, 192)] == [29] * 7
+
+
+OTP29 = [
+    ("bif3", (Label(1), ExtFunc("erlang", "+", 2), Reg("x", 0), Reg("x", 1), Reg("x", 2),
+              Reg("x", 0)),
+     "bif3 {f,1} erlang:'+'/2 {x,0} {x,1} {x,2} {x,0}"),
+    ("is_any_native_record", (Label(1), Reg("x", 0)), "is_any_native_record {f,1} {x,0}"),
+    ("is_native_record", (Label(1), Reg("x", 0), Atom("tiny"), Atom("point")),
+     "is_native_record {f,1} {x,0} {atom,tiny} {atom,point}"),
+    ("get_record_elements", (Label(1), Reg("x", 0), (Atom("x"), Reg("x", 1))),
+     "get_record_elements {f,1} {x,0} [{atom,x},{x,1}]"),
+    ("put_record", (None, Atom("point"), [], Reg("x", 0), 2, (Atom("x"), 7)),
+     "put_record {f,0} {atom,point} nil {x,0} 2 [{atom,x},{integer,7}]"),
+    ("is_record_accessible", (Label(1), Reg("x", 0), Atom("external")),
+     "is_record_accessible {f,1} {x,0} {atom,external}"),
+    ("get_record_field", (None, Reg("x", 0), Literal((Atom("ok"), 42)), Atom("x"), Reg("x", 3)),
+     "get_record_field {f,0} {x,0} {literal,{ok,42}} {atom,x} {x,3}"),
+]
+
+
+@pytest.mark.parametrize("name,values,text", OTP29, ids=[t[0] for t in OTP29])
+def test_otp29_instructions_185_to_191(tiny, name, values, text):
+    (ins,) = [i for i in get_instructions(tiny) if i.name == name]
+    assert ins.opcode == BY_NAME[name].number and 185 <= ins.opcode <= 191
+    assert ins.values == values
+    assert ins.text == text
+
+
+def test_otp29_module_loads_on_29_only(tiny):
+    from beaminspect.check import check_bytes
+    data = build_beam()
+    assert check_bytes(data, 29, "tiny", (), True).loads
+    verdict = check_bytes(data, 28, "tiny", (), True)
+    assert not verdict.loads and "191" in verdict.reason
+
+
+def test_walk_gives_the_record_text_on_the_hand_assembled_module(tiny):
+    from beaminspect.render.disasm_json import _walk
+    from beaminspect.render.disasm_text import module_json_text
+    assert _walk(beaminspect.load(build_beam(), file="tiny.beam")) == module_json_text(tiny)
 
 
 def test_calls_resolve_to_functions_imports_and_bifs(tiny):
