@@ -9,29 +9,35 @@ processes and this process each take the next number whenever they are free (one
 shared counter), so the work shares out evenly however the file sizes vary, and the
 last file started is the only one anyone waits for.  This process also receives and
 prints the results; it takes a file of its own only while the next result to print is
-not in yet.  A claim needs one of :data:`AHEAD` tickets and printing a result gives
-its ticket back, which bounds the results held in memory.  Workers send results
-through a pipe that a thread of this process drains as they come, so a worker never
-waits for this process to finish its own file.
+not in yet.  A worker needs one of :data:`AHEAD` tickets to take a file and gets it back
+when that file's result is printed, which bounds the results held in memory.  Workers
+send results through a pipe each, which a thread of this process drains as they come,
+so a worker never waits for this process to finish its own file.
+
+The workers are forked (they inherit the job and the list: nothing is pickled on the
+way in), and the counter, its lock and the tickets are an anonymous shared page and
+two pipes, so a run costs no ``multiprocessing`` import.  Where ``os.fork`` does not
+exist, everything runs in this process.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import sys
-import threading
 from typing import Callable, Iterator
 
 #: Below this many files a pool costs more than it saves.
 MIN_FILES_FOR_POOL = 48
-#: Files claimed but not printed yet, at most (all processes together).
+#: Files taken by workers but not printed yet, at most.
 AHEAD = 48
 #: Pipe buffer asked of Linux for each worker's results (a large module's listing is
 #: about a megabyte; the kernel's default is 64 KiB).
 PIPE_BYTES = 1 << 20
 
-_DONE = "done"
-_FAILED = "failed"
+# Message kinds on a result pipe: [kind: 1 byte][index: 8][length: 4][payload].
+_OK_BYTES, _ERR_TEXT, _OK_TEXT, _PICKLED, _DONE, _FAILED = range(6)
+_HEAD = struct.Struct(">BqI")
 
 
 def default_jobs() -> int:
@@ -41,35 +47,120 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _claim(counter, n: int) -> int | None:
-    with counter.get_lock():
-        i = counter.value
-        if i >= n:
+class WorkerFailed(RuntimeError):
+    """A worker process raised (the message carries its traceback) or died."""
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    """``n`` bytes from ``fd``, or None at end of file."""
+    parts = []
+    while n:
+        chunk = os.read(fd, min(n, PIPE_BYTES))
+        if not chunk:
             return None
-        counter.value = i + 1
-        return i
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
 
 
-def _worker(job, paths, args, counter, tickets, conn) -> None:
-    """A worker process: claim, run, send ``(index, result)``; then ``(_DONE, None)``."""
-    try:
-        n = len(paths)
-        while True:
-            tickets.acquire()
-            i = _claim(counter, n)
-            if i is None:
-                tickets.release()
-                break
-            conn.send((i, job(paths[i], *args)))
-        conn.send((_DONE, None))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
-        import traceback
+def _encode(index: int, result) -> bytes:
+    """One result as a message: ``(True, bytes)``, ``(True, str)`` and ``(False, str)``
+    -- what the commands' jobs return -- as they are, anything else pickled."""
+    ok, value = result if type(result) is tuple and len(result) == 2 else (None, None)
+    if ok is True and type(value) is bytes:
+        kind, payload = _OK_BYTES, value
+    elif ok is True and type(value) is str:
+        kind, payload = _OK_TEXT, value.encode("utf-8", "surrogatepass")
+    elif ok is False and type(value) is str:
+        kind, payload = _ERR_TEXT, value.encode("utf-8", "surrogatepass")
+    else:
+        import pickle
+        kind, payload = _PICKLED, pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+    return _HEAD.pack(kind, index, len(payload)) + payload
+
+
+def _control(kind: int, text: str = "") -> bytes:
+    payload = text.encode("utf-8", "replace")
+    return _HEAD.pack(kind, -1, len(payload)) + payload
+
+
+def _decode(kind: int, payload: bytes):
+    if kind == _OK_BYTES:
+        return True, payload
+    if kind == _OK_TEXT:
+        return True, payload.decode("utf-8", "surrogatepass")
+    if kind == _ERR_TEXT:
+        return False, payload.decode("utf-8", "surrogatepass")
+    import pickle
+    return pickle.loads(payload)
+
+
+class _Shared:
+    """The claim counter (an anonymous shared page behind a one-token pipe lock) and
+    the tickets (a pipe holding one byte per ticket)."""
+
+    def __init__(self, n: int) -> None:
+        import mmap
+        self.n = n
+        self.page = mmap.mmap(-1, 8)
+        self.lock_r, self.lock_w = os.pipe()
+        os.write(self.lock_w, b"L")
+        self.tickets_r, self.tickets_w = os.pipe()
+        os.write(self.tickets_w, b"T" * AHEAD)
+
+    def claim(self) -> int | None:
+        os.read(self.lock_r, 1)
         try:
-            conn.send((_FAILED, "".join(traceback.format_exception(e)).rstrip()))
-        except Exception:  # noqa: BLE001 - the parent sees the pipe close
+            i = int.from_bytes(self.page[:8], "little")
+            if i >= self.n:
+                return None
+            self.page[:8] = (i + 1).to_bytes(8, "little")
+            return i
+        finally:
+            os.write(self.lock_w, b"L")
+
+    def take_ticket(self) -> None:
+        os.read(self.tickets_r, 1)
+
+    def give_ticket(self) -> None:
+        os.write(self.tickets_w, b"T")
+
+    def close(self) -> None:
+        for fd in (self.lock_r, self.lock_w, self.tickets_r, self.tickets_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.page.close()
+
+
+def _worker(job, paths, args, shared: _Shared, out: int) -> None:
+    """A forked worker: take a ticket, claim, run, send; never returns."""
+    code = 0
+    try:
+        while True:
+            shared.take_ticket()
+            i = shared.claim()
+            if i is None:
+                break
+            _write_all(out, _encode(i, job(paths[i], *args)))
+        _write_all(out, _control(_DONE))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
+        code = 1
+        try:
+            import traceback
+            _write_all(out, _control(_FAILED, "".join(traceback.format_exception(e)).rstrip()))
+        except BaseException:  # noqa: BLE001 - the parent sees the pipe close
             pass
     finally:
-        conn.close()
+        os._exit(code)
 
 
 def _widen(fd: int) -> None:
@@ -81,100 +172,124 @@ def _widen(fd: int) -> None:
             pass
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process raised (the message carries its traceback) or died."""
-
-
 def map_files(job: Callable, paths: list, args: tuple = (), jobs: int | None = None,
               min_files: int = MIN_FILES_FOR_POOL) -> Iterator:
     """Yield ``job(path, *args)`` for each path, in order (see the module's text).
 
-    With ``jobs`` <= 1 or fewer than ``min_files`` paths, everything runs here, one
-    file after another.  (A "path" may be any value ``job`` takes: workers are forked
-    with the list, so nothing is pickled on the way in.)  An exception in a worker is
-    raised here as :class:`WorkerFailed`; the workers are stopped when the iteration
-    ends, however it ends.
+    With ``jobs`` <= 1, fewer than ``min_files`` paths, or no ``os.fork``, everything
+    runs here, one file after another.  (A "path" may be any value ``job`` takes.)  An
+    exception in a worker is raised here as :class:`WorkerFailed`; the workers are
+    stopped when the iteration ends, however it ends.
     """
     jobs = default_jobs() if jobs is None else jobs
     paths = list(paths)
     n = len(paths)
     jobs = min(jobs, n)
-    if jobs <= 1 or n < min_files:
+    if jobs <= 1 or n < min_files or not hasattr(os, "fork"):
         for p in paths:
             yield job(p, *args)
         return
-    import multiprocessing as mp
+    yield from _pooled(job, paths, args, jobs)
 
-    counter = mp.Value("l", 0)
-    tickets = mp.BoundedSemaphore(AHEAD)
-    results: dict[int, object] = {}
-    state = {"live": jobs - 1, "failure": None}
+
+def _pooled(job, paths: list, args: tuple, jobs: int) -> Iterator:
+    import threading
+
+    n = len(paths)
+    shared = _Shared(n)
+    results: dict[int, tuple] = {}  # index -> (result, from a worker)
+    state = {"live": 0, "failure": None}
     arrived = threading.Condition()
-    procs = []
+    pids: list[int] = []
+    ends: list[int] = []
 
-    def drain(conn) -> None:
+    def drain(fd: int) -> None:
         try:
             while True:
-                i, r = conn.recv()
+                head = _read_exact(fd, _HEAD.size)
+                if head is None:
+                    raise EOFError
+                kind, i, size = _HEAD.unpack(head)
+                payload = _read_exact(fd, size) if size else b""
+                if payload is None:
+                    raise EOFError
                 with arrived:
-                    if i == _DONE:
+                    if kind == _DONE:
                         state["live"] -= 1
-                    elif i == _FAILED:
-                        state["failure"] = r
+                    elif kind == _FAILED:
+                        state["failure"] = payload.decode("utf-8", "replace")
                     else:
-                        results[i] = r
+                        results[i] = (_decode(kind, payload), True)
                     arrived.notify()
-                if i == _DONE or i == _FAILED:
+                if kind == _DONE or kind == _FAILED:
                     return
         except (EOFError, OSError):
             with arrived:
                 state["failure"] = state["failure"] or "a worker process died"
                 arrived.notify()
         finally:
-            conn.close()
+            os.close(fd)
 
     try:
-        ends = []
+        sys.stdout.flush()
+        sys.stderr.flush()
         for _ in range(jobs - 1):
-            recv_end, send_end = mp.Pipe(duplex=False)
-            _widen(send_end.fileno())
-            p = mp.Process(target=_worker, args=(job, paths, args, counter, tickets, send_end),
-                           daemon=True)
-            p.start()
-            send_end.close()
-            procs.append(p)
-            ends.append(recv_end)
+            r, w = os.pipe()
+            _widen(w)
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+                os.close(r)
+                for fd in ends:
+                    os.close(fd)
+                _worker(job, paths, args, shared, w)
+            os.close(w)
+            pids.append(pid)
+            ends.append(r)
+        state["live"] = len(pids)
         # The threads start once every worker is forked.
-        for recv_end in ends:
-            threading.Thread(target=drain, args=(recv_end,), daemon=True).start()
+        for fd in ends:
+            threading.Thread(target=drain, args=(fd,), daemon=True).start()
+        ends = []
         for k in range(n):
             while True:
                 with arrived:
-                    r = results.pop(k, arrived)
+                    hit = results.pop(k, None)
                     failure = state["failure"]
-                if r is not arrived:
+                    live = state["live"]
+                if hit is not None:
                     break
                 if failure is not None:
                     raise WorkerFailed(failure)
-                # The next result is not in: work on a file meanwhile, if one is left.
-                if tickets.acquire(block=False):
-                    i = _claim(counter, n)
-                    if i is not None:
-                        r = job(paths[i], *args)
-                        with arrived:
-                            results[i] = r
-                        continue
-                    tickets.release()
+                # The next result is not in: work on a file meanwhile, if one is left
+                # within the window.
+                i = shared.claim() if len(results) < AHEAD else None
+                if i is not None:
+                    r = job(paths[i], *args)
+                    with arrived:
+                        results[i] = (r, False)
+                    continue
                 with arrived:
                     arrived.wait_for(lambda: k in results or state["failure"] is not None
                                      or state["live"] == 0, timeout=1.0)
-                    if k not in results and state["live"] == 0 and state["failure"] is None:
-                        state["failure"] = f"no result for {paths[k]}"
-            yield r
-            tickets.release()
+                    if k not in results and state["live"] == 0 \
+                            and state["failure"] is None and live == 0:
+                        state["failure"] = f"no result for item {k}"
+            result, from_worker = hit
+            yield result
+            if from_worker:
+                shared.give_ticket()
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join()
+        import signal
+        for fd in ends:
+            os.close(fd)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        shared.close()
