@@ -20,11 +20,6 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 __all__ = ["Policy", "PolicyError", "load_policy", "parse_policy", "find_pyproject",
            "SEVERITY_VALUES", "FAIL_ON_VALUES", "known_kinds"]
 
@@ -106,6 +101,11 @@ def parse_policy(data: dict, *, source: str | None = None, prefix: str = "") -> 
 
 
 def _read_toml(path: str) -> dict:
+    # Imported here: most runs find no policy file, and the parser costs 10 ms to load.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
