@@ -306,6 +306,11 @@ def _special_table() -> tuple:
 
 #: Opcode -> operand kinds by position, or None when every operand resolves by tag.
 SPECIAL = _special_table()
+#: The opcodes in SPECIAL each of whose operands resolves from itself alone (by tag,
+#: or as an import, fun or line index): calls to imports, BIFs, funs, locations.
+BY_OPERAND = frozenset(
+    op for op, kinds in enumerate(SPECIAL)
+    if kinds is not None and all(k in (None, _IMPORT, _FUN, _LINE) for k in kinds))
 
 _MISSING = object()
 
@@ -412,27 +417,34 @@ class _Resolver(dict):
         raise FormatError(f"unexpected operand tag {tag!r}")
 
     # -- by position --------------------------------------------------------
+    def by_kind(self, kind: int, op: Operand):
+        """The value of an operand of kind ``_IMPORT``, ``_FUN`` or ``_LINE``: like a
+        value by tag, it depends on the operand alone."""
+        if kind == _IMPORT:
+            imports = self.imports
+            i = self._index(op, "import")
+            if i >= len(imports):
+                raise FormatError(f"import index {i} out of range ({len(imports)} imports)")
+            return imports[i]
+        if kind == _LINE:
+            return self.loc(self._index(op, "line index"))
+        if kind == _FUN:
+            funs = self.funs
+            i = self._index(op, "fun index")
+            if i >= len(funs):
+                raise FormatError(f"fun index {i} out of range ({len(funs)} funs in FunT)")
+            return funs[i]
+        raise ValueError(f"operand kind {kind} depends on more than the operand")
+
     def special(self, kinds: tuple, args: tuple) -> tuple:
         out = []
         for kind, op in zip(kinds, args):
             if kind is None:
                 out.append(self[op])
-            elif kind == _IMPORT:
-                imports = self.imports
-                i = self._index(op, "import")
-                if i >= len(imports):
-                    raise FormatError(f"import index {i} out of range ({len(imports)} imports)")
-                out.append(imports[i])
+            elif kind == _IMPORT or kind == _LINE or kind == _FUN:
+                out.append(self.by_kind(kind, op))
             elif kind == _LOCAL:
                 out.append(self[op] if op.tag == "f" else self._bad(op, "call target label"))
-            elif kind == _LINE:
-                out.append(self.loc(self._index(op, "line index")))
-            elif kind == _FUN:
-                funs = self.funs
-                i = self._index(op, "fun index")
-                if i >= len(funs):
-                    raise FormatError(f"fun index {i} out of range ({len(funs)} funs in FunT)")
-                out.append(funs[i])
             elif kind == _STR:
                 # bs_put_string Length Offset
                 length = out[0] if type(out[0]) is int else self._bad(args[0], "string length")

@@ -2,19 +2,21 @@
 
 :func:`module_json_text` returns exactly what
 :func:`beaminspect.render.disasm_text.module_json_text` returns for a whole module (the
-tests compare the two on every beam of the installed OTP and Elixir), in about half
-the time.  It walks the code once: for each instruction it finds the instruction's
-end from its operands' first bytes (:data:`~beaminspect.compact.OPERAND_SIZE`) and
-looks its bytes up.  The first time a module shows a given instruction, its operands
-are decoded and resolved as :mod:`beaminspect.disasm` resolves them and its JSON text
-is made by the same writer as the record path; later copies (about four in ten
-instructions) cost one dictionary lookup.  Labels and ``line`` instructions, nearly
-all distinct, are written directly.  Local call targets are filled in once every
-function's entry label is known.
+tests compare the two on every sample, OTP and Elixir beam, and on mutated files), in
+less time and memory.  It walks the code once: it finds each instruction's end from its
+operands' first bytes (:data:`~beaminspect.compact.OPERAND_SIZE`,
+:func:`~beaminspect.compact.skip_long`) and looks the instruction's bytes up.  Copies of
+an instruction seen before in the module (about four in ten) cost that lookup.  A new
+one is made from its operands' texts, each kept by the operand's bytes, for the opcodes
+whose operands resolve by their tag alone; the others (calls, BIFs, funs, strings) are
+decoded and resolved as :mod:`beaminspect.disasm` resolves them and written by the
+record path's own writer.  Labels and ``line`` instructions, nearly all distinct, are
+written directly.  Local call targets are filled in once every function's entry label
+is known.
 
-Anything this walk does not expect -- bad input above all, but also a legal encoding
-no compiler emits, such as a label written in a long form -- sends the module through
-the record path, which gives the same text or raises the same
+Anything this walk does not expect -- bad input above all, but also what no compiler
+emits, such as a label operand that is not an unsigned integer -- sends the module
+through the record path, which gives the same text or raises the same
 :class:`~beaminspect.errors.BeamError`, with its function and offset.
 """
 
@@ -24,8 +26,8 @@ from json.encoder import encode_basestring as _enc
 
 from ..compact import (EXT_LITERAL, EXT_TR, OPERAND_SIZE, decode_long, decode_operand,
                        decode_operands, skip_long)
-from ..disasm import (OP_CALL, OP_CALL_ONLY, OP_FUNC_INFO, OP_INT_CODE_END, OP_LABEL,
-                      OP_LINE, SPECIAL, Instruction, LocalFunc, _Resolver)
+from ..disasm import (BY_OPERAND, OP_CALL, OP_CALL_ONLY, OP_FUNC_INFO, OP_INT_CODE_END,
+                      OP_LABEL, OP_LINE, SPECIAL, Instruction, LocalFunc, _Resolver)
 from ..errors import BeamError
 from ..opcodes import ARITIES, NAMES
 from ..terms import Atom
@@ -72,6 +74,10 @@ def _walk(m) -> str:
     # resolve by their tag (see disasm.SPECIAL): the text depends on the bytes alone.
     op_texts: dict[bytes, str] = {}
     op_get = op_texts.get
+    # (operand kind, operand bytes) -> JSON text, for the import, fun and line index
+    # operands of the opcodes in disasm.BY_OPERAND.
+    kind_texts: dict[tuple, str] = {}
+    by_operand = BY_OPERAND
     special = SPECIAL
     head = _HEAD
     seen_get = seen.get
@@ -106,7 +112,7 @@ def _walk(m) -> str:
                 entry_due[4] = v
                 entries[v] = (entry_due[2], entry_due[3])
                 entry_due = None
-            append('{"op":"label","args":[%d],"offset":%d}' % (v, start))
+            append(f'{{"op":"label","args":[{v}],"offset":{start}}}')
             continue
         if entry_due is not None:
             raise _Unexpected  # func_info not followed by a label
@@ -132,7 +138,7 @@ def _walk(m) -> str:
                 run = len(parts)
             if loc is not None:
                 lines.append((len(parts), loc[1], loc[0] == own_file))
-            append(hit[0] + int.__repr__(start) + "}")
+            append(f"{hit[0]}{start}}}")
             continue
         pos += 1
         for _ in range(arities[opc]):
@@ -172,10 +178,15 @@ def _walk(m) -> str:
                     texts.append(t)
                     p = q
                 hit = seen[key] = head[opc] + ",".join(texts) + '],"offset":'
+            elif opc in by_operand:
+                hit = seen[key] = _by_operand(res, writer, op_texts, kind_texts, code,
+                                              start, pos, end)
+            elif opc == OP_FUNC_INFO:
+                hit = seen[key] = _func_info(res, writer, op_texts, code, start, pos, end)
             else:
                 hit = seen[key] = _first(res, writer, code, start, pos, end, opc)
         if opc > OP_CALL_ONLY:
-            append(hit + int.__repr__(start) + "}")
+            append(f"{hit}{start}}}")
             run = -1
         elif opc >= OP_CALL:
             calls.append((len(parts), key, start))
@@ -185,7 +196,7 @@ def _walk(m) -> str:
             text, name, arity = hit
             entry_due = [len(parts) if run < 0 else run, len(parts), name, arity, 0]
             funcs.append(entry_due)
-            append(text + int.__repr__(start) + "}")
+            append(f"{text}{start}}}")
             run = -1
         elif opc == OP_INT_CODE_END:
             break
@@ -220,7 +231,7 @@ def _walk(m) -> str:
             opc = key[0]
             text = call_texts[key] = writer.prefix(
                 _new(Instruction, (opc, NAMES[opc], offset, args, values)))
-        parts[i] = text + int.__repr__(offset) + "}"
+        parts[i] = f"{text}{offset}}}"
 
     out = []
     li = 0
@@ -267,6 +278,67 @@ def _operand_text(res, writer, code: bytes, p: int, q: int, end: int) -> str:
     if r != q:
         raise _Unexpected
     return writer.arg(op, res[op])
+
+
+def _operand_spans(code: bytes, start: int, pos: int, end: int, arity: int):
+    """``(p, q)`` of each operand of the instruction ``code[start:pos]``."""
+    spans = []
+    p = start + 1
+    size = OPERAND_SIZE
+    for _ in range(arity):
+        n = size[code[p]]
+        q = p + n if n else skip_long(code, p, end)
+        spans.append((p, q))
+        p = q
+    if p != pos:
+        raise _Unexpected
+    return spans
+
+
+def _by_operand(res, writer, op_texts: dict, kind_texts: dict, code: bytes, start: int,
+                pos: int, end: int) -> str:
+    """The JSON text up to the offset of a new instruction of an opcode in
+    disasm.BY_OPERAND: made of its operands' texts, each kept by its kind and bytes."""
+    opc = code[start]
+    kinds = SPECIAL[opc]
+    texts = []
+    for kind, (p, q) in zip(kinds, _operand_spans(code, start, pos, end, ARITIES[opc])):
+        raw = code[p:q]
+        if kind is None:
+            t = op_texts.get(raw)
+            if t is None:
+                t = op_texts[raw] = _operand_text(res, writer, code, p, q, end)
+        else:
+            t = kind_texts.get((kind, raw))
+            if t is None:
+                op, r = decode_operand(code, p, end)
+                if r != q:
+                    raise _Unexpected
+                t = kind_texts[(kind, raw)] = writer.arg(op, res.by_kind(kind, op))
+        texts.append(t)
+    return _HEAD[opc] + ",".join(texts) + '],"offset":'
+
+
+def _func_info(res, writer, op_texts: dict, code: bytes, start: int, pos: int,
+               end: int) -> tuple[str, str, int]:
+    """``(text up to the offset, name, arity)`` of a new func_info."""
+    texts = []
+    values = []
+    for p, q in _operand_spans(code, start, pos, end, 3):
+        op, r = decode_operand(code, p, end)
+        if r != q:
+            raise _Unexpected
+        values.append((op, res[op]))
+        raw = code[p:q]
+        t = op_texts.get(raw)
+        if t is None:
+            t = op_texts[raw] = _operand_text(res, writer, code, p, q, end)
+        texts.append(t)
+    (_, m), (_, f), (a_op, a) = values
+    if not isinstance(f, Atom) or not isinstance(m, Atom) or type(a) is not int \
+            or a_op.tag != "u":
+        raise _Unexpected
+    return _HEAD[OP_FUNC_INFO] + ",".join(texts) + '],"offset":', str(f), a
 
 
 _TAG_A, _TAG_F = 2, 5
