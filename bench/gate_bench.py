@@ -3,7 +3,8 @@
 
 The second copy has a few modules replaced by sample modules recompiled under their
 names, so some modules really change.  Both sides run as whole processes (interpreter
-or VM start included): the gate as ``python -m beaminspect gate A B -f json -o FILE``,
+or VM start included): the gate as ``beaminspect gate A B -f json -o FILE`` (the
+console script beside the running Python),
 cmp_dirs as one ``erl`` that compares every application's ebin pair and halts.  The
 runs alternate (gate, erl, erl, gate, ...); the median of ``runs`` runs of each is
 reported, with their ratio (gate / cmp_dirs; below
@@ -39,9 +40,16 @@ REPLACEMENTS = [
 ]
 
 
-def _python() -> str:
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
+def _beaminspect() -> str:
+    """The ``beaminspect`` console script of the Python running this script (make
+    bench runs it from a virtual environment holding a regular install)."""
+    exe = Path(sys.executable).parent / "beaminspect"
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("beaminspect")
+    if found is None:
+        raise RuntimeError("beaminspect is not installed")
+    return found
 
 
 def prepare(work: Path) -> tuple[Path, Path, list[str]]:
@@ -96,7 +104,7 @@ def run(runs: int = 5) -> dict:
         old, new, replaced = prepare(work)
         pairs = _ebin_pairs(old, new)
         out = work / "gate.json"
-        gate_cmd = [_python(), "-m", "beaminspect", "gate", str(old), str(new),
+        gate_cmd = [_beaminspect(), "gate", str(old), str(new),
                     "-f", "json", "-o", str(out), "--fail-on", "never"]
         erl_cmd = ["erl", "-noshell", "-noinput", "-eval", _cmp_dirs_expr(pairs)]
         gate_times, erl_times = [], []
@@ -105,7 +113,7 @@ def run(runs: int = 5) -> dict:
             # Alternate which goes first, so that neither always follows the other.
             for which in (("gate", "erl") if k % 2 == 0 else ("erl", "gate")):
                 if which == "gate":
-                    t, p = _time(gate_cmd, cwd=str(ROOT))
+                    t, p = _time(gate_cmd, cwd=str(work))
                     if p.returncode != 0:
                         raise RuntimeError(f"gate failed ({p.returncode}): {p.stderr}")
                     gate_times.append(t)

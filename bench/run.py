@@ -1,6 +1,8 @@
 """``make bench``: beaminspect against its anchors, each as a whole process.
 
-    .venv/bin/python bench/run.py [--runs N] [--jobs N] [--skip-profile]
+    .venv-bench/bin/python bench/run.py [--runs N] [--jobs N] [--skip-profile]
+
+(``make bench`` makes ``.venv-bench`` with a regular install of the package first.)
 
 Rows (every contender of a row runs on the same files, in the same invocation):
 
@@ -568,6 +570,9 @@ def main(argv=None) -> int:
     runs = max(5, opts.runs)
     only = set(opts.only or ("show", "disasm", "gate", "startup"))
     os.makedirs(OUT, exist_ok=True)
+    # Commands run from here, so that ``python -m beaminspect`` imports the installed
+    # package, as ``beaminspect`` does, and not the source tree.
+    os.chdir(OUT)
     tabulate = ensure_tabulate()
     if shutil.which("erl") is None:
         print("bench: erl (Erlang/OTP) is needed for the anchors", file=sys.stderr)
