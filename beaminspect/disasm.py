@@ -420,21 +420,18 @@ class _Resolver(dict):
     def by_kind(self, kind: int, op: Operand):
         """The value of an operand of kind ``_IMPORT``, ``_FUN`` or ``_LINE``: like a
         value by tag, it depends on the operand alone."""
-        if kind == _IMPORT:
-            imports = self.imports
-            i = self._index(op, "import")
-            if i >= len(imports):
-                raise FormatError(f"import index {i} out of range ({len(imports)} imports)")
-            return imports[i]
         if kind == _LINE:
             return self.loc(self._index(op, "line index"))
-        if kind == _FUN:
-            funs = self.funs
-            i = self._index(op, "fun index")
-            if i >= len(funs):
-                raise FormatError(f"fun index {i} out of range ({len(funs)} funs in FunT)")
-            return funs[i]
-        raise ValueError(f"operand kind {kind} depends on more than the operand")
+        if kind == _IMPORT:
+            table, what, of = self.imports, "import", "imports"
+        elif kind == _FUN:
+            table, what, of = self.funs, "fun", "funs in FunT"
+        else:
+            raise ValueError(f"operand kind {kind} depends on more than the operand")
+        i = self._index(op, what if kind == _IMPORT else "fun index")
+        if i >= len(table):
+            raise FormatError(f"{what} index {i} out of range ({len(table)} {of})")
+        return table[i]
 
     def special(self, kinds: tuple, args: tuple) -> tuple:
         out = []

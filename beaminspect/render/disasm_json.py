@@ -96,7 +96,8 @@ def _walk(m) -> str:
     while True:
         start = pos
         opc = code[pos]
-        if opc == OP_LABEL:
+        if opc == OP_LABEL or opc == OP_LINE:
+            # One 'u' operand: a label number or a line index.
             b = code[pos + 1]
             if not b & 0x0F:
                 v = b >> 4
@@ -108,24 +109,15 @@ def _walk(m) -> str:
                 v, pos = _long_u(code, pos + 1, end)
             if run < 0:
                 run = len(parts)
+            if opc == OP_LABEL:
+                if entry_due is not None:
+                    entry_due[4] = v
+                    entries[v] = (entry_due[2], entry_due[3])
+                    entry_due = None
+                append(f'{{"op":"label","args":[{v}],"offset":{start}}}')
+                continue
             if entry_due is not None:
-                entry_due[4] = v
-                entries[v] = (entry_due[2], entry_due[3])
-                entry_due = None
-            append(f'{{"op":"label","args":[{v}],"offset":{start}}}')
-            continue
-        if entry_due is not None:
-            raise _Unexpected  # func_info not followed by a label
-        if opc == OP_LINE:
-            b = code[pos + 1]
-            if not b & 0x0F:
-                v = b >> 4
-                pos += 2
-            elif b & 0x1F == 0x08:
-                v = ((b >> 5) << 8) | code[pos + 2]
-                pos += 3
-            else:
-                v, pos = _long_u(code, pos + 1, end)
+                raise _Unexpected  # func_info not followed by a label
             hit = line_texts.get(v)
             if hit is None:
                 loc = res.loc(v)
@@ -134,12 +126,12 @@ def _walk(m) -> str:
                     + ("null" if loc is None else _enc(f"{loc.file}:{loc.line}"))
                     + '],"offset":', loc)
             loc = hit[1]
-            if run < 0:
-                run = len(parts)
             if loc is not None:
                 lines.append((len(parts), loc[1], loc[0] == own_file))
             append(f"{hit[0]}{start}}}")
             continue
+        if entry_due is not None:
+            raise _Unexpected  # func_info not followed by a label
         pos += 1
         for _ in range(arities[opc]):
             b = code[pos]
