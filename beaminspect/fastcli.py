@@ -136,15 +136,14 @@ def fast_main(argv: list[str]) -> int | None:
         sys.stdout.write(f"beaminspect {__version__}\n")
         sys.stdout.flush()
         return EXIT_OK
-    if len(argv) < 2:
+    if len(argv) < 2 or (argv[0] != "gate" and argv[0] not in _JOBS):
         return None
-    if argv[0] == "gate":
-        return _guarded(_run_gate, argv[1:])
-    if argv[0] not in _JOBS:
-        return None
+    # Other encodings are left to the typer app's echo.
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("_", "-")
     if encoding not in ("utf-8", "utf8"):
         return None
+    if argv[0] == "gate":
+        return _guarded(_run_gate, argv[1:])
     parsed = parse_args(argv[0], argv[1:])
     if parsed is None:
         return None
