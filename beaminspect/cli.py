@@ -11,15 +11,14 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import List, Optional
 
 import typer
 
 from . import __version__
-from .commands import GATE_FAIL_ON, GATE_FORMATS
-from .errors import BeamError, format_error
+from .commands import GATE_FAIL_ON, GATE_FORMATS, error_line
+from .errors import BeamError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -48,10 +47,6 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     pass
-
-
-def error_line(err: BeamError) -> str:
-    return f"beaminspect: {format_error(err)}"
 
 
 def report_error(err: BeamError) -> None:
@@ -103,6 +98,27 @@ def check(
 # show
 # ---------------------------------------------------------------------------
 
+def _print_each(job, paths: List[str], args: tuple, jobs: Optional[int],
+                as_json: bool) -> int:
+    """Print ``job``'s result for each file in order (a blank line between text
+    listings; error lines on stderr); the exit code."""
+    from .parallel import map_files
+    from .paths import iter_beam_paths
+
+    failed = False
+    first = True
+    for ok, text in map_files(job, iter_beam_paths(paths), args, jobs):
+        if ok:
+            if not as_json and not first:
+                typer.echo("")
+            typer.echo(text)
+            first = False
+        else:
+            failed = True
+            typer.echo(text, err=True)
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
 def _show_one(path: str, as_json: bool):
     if as_json:
         from .fastcli import show_json_job
@@ -122,21 +138,7 @@ def show(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
 ) -> None:
     """Show a module's chunks, tables, attributes and compile information."""
-    from .parallel import map_files
-    from .paths import iter_beam_paths
-
-    failed = False
-    first = True
-    for ok, text in map_files(_show_one, iter_beam_paths(paths), (as_json,), jobs):
-        if ok:
-            if not as_json and not first:
-                typer.echo("")
-            typer.echo(text)
-            first = False
-        else:
-            failed = True
-            typer.echo(text, err=True)
-    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+    raise typer.Exit(_print_each(_show_one, paths, (as_json,), jobs, as_json))
 
 
 # ---------------------------------------------------------------------------
@@ -323,22 +325,8 @@ def disasm(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
 ) -> None:
     """Disassemble the code: one listing per function, names resolved."""
-    from .parallel import map_files
-    from .paths import iter_beam_paths
-
     wanted = _parse_function(function)
-    failed = False
-    first = True
-    for ok, text in map_files(_disasm_one, iter_beam_paths(paths), (wanted, as_json), jobs):
-        if ok:
-            if not as_json and not first:
-                typer.echo("")
-            typer.echo(text)
-            first = False
-        else:
-            failed = True
-            typer.echo(text, err=True)
-    raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
+    raise typer.Exit(_print_each(_disasm_one, paths, (wanted, as_json), jobs, as_json))
 
 
 # ---------------------------------------------------------------------------
@@ -356,38 +344,27 @@ def _click_exceptions():
 
 def main(argv: Optional[list] = None) -> int:
     """Console entry point: usage errors exit 3, unexpected exceptions exit 4 with one line."""
+    from .commands import run_guarded
     cx = _click_exceptions()
     command = typer.main.get_command(app)
-    try:
-        rv = command.main(args=argv, prog_name="beaminspect", standalone_mode=False)
-    except (typer.Exit, cx.Exit if hasattr(cx, "Exit") else typer.Exit) as e:
-        return e.exit_code
-    except (typer.Abort, cx.Abort if hasattr(cx, "Abort") else typer.Abort):
-        typer.echo("beaminspect: aborted", err=True)
-        return EXIT_USAGE
-    except cx.UsageError as e:
-        e.show()
-        return EXIT_OK if type(e).__name__ == "NoArgsIsHelpError" else EXIT_USAGE
-    except cx.ClickException as e:
-        e.show()
-        return EXIT_USAGE
-    except BeamError as e:
-        report_error(e)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:
+
+    def invoke() -> int:
         try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # noqa: BLE001 - the boundary: never a traceback for users
-        if os.environ.get("BEAMINSPECT_DEBUG"):
-            raise
-        typer.echo(f"beaminspect: internal error: {type(e).__name__}: {e}", err=True)
-        return EXIT_INTERNAL
-    return rv if isinstance(rv, int) else EXIT_OK
+            rv = command.main(args=argv, prog_name="beaminspect", standalone_mode=False)
+        except (typer.Exit, cx.Exit if hasattr(cx, "Exit") else typer.Exit) as e:
+            return e.exit_code
+        except (typer.Abort, cx.Abort if hasattr(cx, "Abort") else typer.Abort):
+            typer.echo("beaminspect: aborted", err=True)
+            return EXIT_USAGE
+        except cx.UsageError as e:
+            e.show()
+            return EXIT_OK if type(e).__name__ == "NoArgsIsHelpError" else EXIT_USAGE
+        except cx.ClickException as e:
+            e.show()
+            return EXIT_USAGE
+        return rv if isinstance(rv, int) else EXIT_OK
+
+    return run_guarded(invoke)
 
 
 def run() -> None:

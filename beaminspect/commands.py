@@ -9,12 +9,14 @@ values it receives are already valid: checking them is the front end's job.
 
 from __future__ import annotations
 
+import os
 import sys
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 EXIT_USAGE = 3
+EXIT_INTERNAL = 4
 
 GATE_FORMATS = ("text", "json", "markdown", "sarif")
 GATE_FAIL_ON = ("info", "warning", "error", "never")
@@ -39,6 +41,31 @@ def echo(text: str, err: bool = False) -> None:
 def error_line(err) -> str:
     from .errors import format_error
     return f"beaminspect: {format_error(err)}"
+
+
+def run_guarded(fn, *args):
+    """``fn(*args)`` behind the command line's boundary: bad input is its one line and
+    exit 2, a closed pipe ends quietly, ^C exits 130, anything unexpected is one line
+    and exit 4 (``BEAMINSPECT_DEBUG=1`` shows the traceback instead)."""
+    from .errors import BeamError
+    try:
+        return fn(*args)
+    except BeamError as e:
+        echo(error_line(e), err=True)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - the boundary: never a traceback for users
+        if os.environ.get("BEAMINSPECT_DEBUG"):
+            raise
+        echo(f"beaminspect: internal error: {type(e).__name__}: {e}", err=True)
+        return EXIT_INTERNAL
 
 
 def load_gate_policy(policy_file: str | None):

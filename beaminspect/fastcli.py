@@ -7,7 +7,8 @@ are parsed here without importing typer (whose import, with pydantic, costs abou
 (:mod:`beaminspect.commands`, the jobs below).
 Anything else -- help, text output, other commands, an option or a form this small
 parser does not know -- goes to the typer app in :mod:`beaminspect.cli`, which prints
-the same output and returns the same exit codes for the calls handled here.
+the same output and returns the same exit codes for the calls handled here (both draw
+the same boundary, :func:`beaminspect.commands.run_guarded`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import sys
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 4
 
 
 def show_json_job(path: str):
@@ -142,15 +142,16 @@ def fast_main(argv: list[str]) -> int | None:
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("_", "-")
     if encoding not in ("utf-8", "utf8"):
         return None
+    from .commands import run_guarded
     if argv[0] == "gate":
-        return _guarded(_run_gate, argv[1:])
+        return run_guarded(_run_gate, argv[1:])
     parsed = parse_args(argv[0], argv[1:])
     if parsed is None:
         return None
     paths, values = parsed
     if not values.get("json") or not paths:
         return None
-    return _guarded(_print_jobs, _JOBS[argv[0]], paths, values.get("jobs"))
+    return run_guarded(_print_jobs, _JOBS[argv[0]], paths, values.get("jobs"))
 
 
 def _print_jobs(job, paths: list[str], jobs: int | None) -> int | None:
@@ -174,31 +175,6 @@ def _print_jobs(job, paths: list[str], jobs: int | None) -> int | None:
             err.flush()
     buf.flush()
     return EXIT_BAD_INPUT if failed else EXIT_OK
-
-
-def _guarded(fn, *args) -> int | None:
-    """``fn(*args)`` behind the boundary :func:`beaminspect.cli.main` draws: a closed
-    pipe ends quietly, ^C exits 130, anything unexpected is one line and exit 4."""
-    try:
-        return fn(*args)
-    except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # noqa: BLE001 - the boundary, as in cli.main
-        from .errors import BeamError
-        if isinstance(e, BeamError):
-            from .commands import echo, error_line
-            echo(error_line(e), err=True)
-            return EXIT_BAD_INPUT
-        if os.environ.get("BEAMINSPECT_DEBUG"):
-            raise
-        sys.stderr.write(f"beaminspect: internal error: {type(e).__name__}: {e}\n")
-        return EXIT_INTERNAL
 
 
 def run() -> None:

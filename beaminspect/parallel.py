@@ -255,7 +255,6 @@ def _pooled(job, paths: list, args: tuple, jobs: int) -> Iterator:
                 with arrived:
                     hit = results.pop(k, None)
                     failure = state["failure"]
-                    live = state["live"]
                 if hit is not None:
                     break
                 if failure is not None:
@@ -271,8 +270,9 @@ def _pooled(job, paths: list, args: tuple, jobs: int) -> Iterator:
                 with arrived:
                     arrived.wait_for(lambda: k in results or state["failure"] is not None
                                      or state["live"] == 0, timeout=1.0)
-                    if k not in results and state["live"] == 0 \
-                            and state["failure"] is None and live == 0:
+                    # Every file is claimed once the workers are done, and this
+                    # process stores its own results at once: one missing is lost.
+                    if k not in results and state["live"] == 0 and state["failure"] is None:
                         state["failure"] = f"no result for item {k}"
             result, from_worker = hit
             yield result

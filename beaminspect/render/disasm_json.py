@@ -339,9 +339,10 @@ _BASIC = ("%d", '"{integer,%d}"', None, '"{x,%d}"', '"{y,%d}"', None, '"{char,%d
 
 
 def _first(res, writer, code: bytes, start: int, pos: int, end: int, opc: int):
-    """What the walk keeps for an instruction seen for the first time in the module:
-    its JSON text up to the offset; for func_info ``(text, name, arity)``; for a local
-    call its ``(args, values)``, written once the entry labels are known."""
+    """What the walk keeps for an instruction seen for the first time in the module
+    that no operand-text path serves (local calls, int_code_end, string operands): its
+    JSON text up to the offset, or for a local call its ``(args, values)``, written once
+    the entry labels are known."""
     arity = ARITIES[opc]
     if arity < 0:
         raise _Unexpected  # unknown opcode
@@ -352,13 +353,4 @@ def _first(res, writer, code: bytes, start: int, pos: int, end: int, opc: int):
     values = tuple(map(res.__getitem__, args)) if kinds is None else res.special(kinds, args)
     if OP_CALL <= opc <= OP_CALL_ONLY:
         return args, values
-    ins = _new(Instruction, (opc, NAMES[opc], start, args, values))
-    if opc == OP_FUNC_INFO:
-        m, f, a = values
-        if not isinstance(f, Atom) or not isinstance(m, Atom) \
-                or type(a) is not int or args[2].tag != "u":
-            raise _Unexpected
-        return writer.prefix(ins), str(f), a
-    if opc == OP_LABEL:
-        raise _Unexpected
-    return writer.prefix(ins)
+    return writer.prefix(_new(Instruction, (opc, NAMES[opc], start, args, values)))
