@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast samples bench fuzz opcodes clean
+.PHONY: demo test test-fast samples bench fuzz opcodes clean oracles
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 
 samples:
 	bash tools/build_samples.sh
+
+# Debian roots with Erlang/OTP 27 and 29 (+ Elixir), the tests' newer-release oracles,
+# cached in ${BEAMINSPECT_ROOTS:-/var/cache/beaminspect/roots}.  Needs root.
+oracles:
+	bash tools/otp-roots.sh
 
 opcodes: $(STAMP)
 	$(PY) tools/gen_opcodes.py
