@@ -121,7 +121,9 @@ ROOT_STAMP = ".beaminspect-root"
 VM_MEMORY_LIMIT = 4 << 30   # address space (erts reserves 1 GB for literals up front)
 VM_TIMEOUT = 600
 _ROOT_SUITES = {27: "Debian 13 trixie", 29: "Debian unstable sid"}
-_VM_ENV = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+# No crash dumps (a VM killed by its limits would leave one in its working directory).
+_VM_ENV = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+           "ERL_CRASH_DUMP_SECONDS": "0"}
 
 
 class Atom(str):
@@ -290,7 +292,7 @@ class Release:
     def _command(self, argv: list[str]) -> list[str]:
         if self.on_host:
             return ["env", "-u", "ERL_FLAGS", "-u", "ERL_AFLAGS", "-u", "ERL_ZFLAGS",
-                    "-u", "ERL_COMPILER_OPTIONS", *argv]
+                    "-u", "ERL_COMPILER_OPTIONS", "ERL_CRASH_DUMP_SECONDS=0", *argv]
         # A private mount namespace: proc is mounted for this VM only and goes with it.
         inner = ["chroot", self.root, "/usr/bin/env", "-i",
                  *(f"{k}={v}" for k, v in _VM_ENV.items()), *argv]
