@@ -6,13 +6,13 @@ load changes and breaks.
     >>> m.name, m.md5.hex(), len(m.exports)
 
 Public API: :func:`load`, :class:`BeamModule`, :class:`BeamError` and its kinds,
-the chunk records in :mod:`beaminspect.chunks`, terms in :mod:`beaminspect.terms`.
+the chunk records in :mod:`beaminspect.format.chunks`, terms in :mod:`beaminspect.terms`.
 """
 
-from ._version import __version__
-from .errors import (BeamError, BeamWarning, FormatError, LimitError, NotBeamError,
+from beaminspect._version import __version__
+from beaminspect.errors import (BeamError, BeamWarning, FormatError, LimitError, NotBeamError,
                      TruncatedError, UnsupportedError, format_error)
-from .module import BeamModule, load
+from beaminspect.module import BeamModule, load
 
 __all__ = [
     "__version__", "load", "BeamModule", "BeamError", "BeamWarning", "FormatError",

@@ -1,3 +1,3 @@
-from .fastcli import run
+from beaminspect.cli.fast import run
 
 run()

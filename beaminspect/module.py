@@ -11,14 +11,14 @@ import os
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from . import chunks as C
-from .container import MAX_FILE_SIZE, ChunkInfo, Container, read_container
-from .errors import BeamError, BeamWarning, FormatError, LimitError
-from .md5 import module_md5
-from .terms import Atom
+from beaminspect.format import chunks as C
+from beaminspect.format.container import MAX_FILE_SIZE, ChunkInfo, Container, read_container
+from beaminspect.errors import BeamError, BeamWarning, FormatError, LimitError
+from beaminspect.format.md5 import module_md5
+from beaminspect.terms import Atom
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .disasm import Function
+    from beaminspect.code.disasm import Function
 
 class BeamModule:
     """One compiled module.  Construct with :func:`load`."""
@@ -302,8 +302,8 @@ class BeamModule:
 
     @cached_property
     def functions(self) -> "tuple[Function, ...]":
-        """The disassembled functions (see :mod:`beaminspect.disasm`)."""
-        from .disasm import disassemble
+        """The disassembled functions (see :mod:`beaminspect.code.disasm`)."""
+        from beaminspect.code.disasm import disassemble
         return disassemble(self)
 
     def decode_all(self, *, code: bool = True) -> "BeamModule":
@@ -327,7 +327,7 @@ class BeamModule:
 
 
 def _term_order_key(t):
-    from .terms import term_sort_key
+    from beaminspect.terms import term_sort_key
     return term_sort_key(t)
 
 

@@ -416,7 +416,7 @@ def profile_jobs(job, files: list[str], top: int = 15, name: str = "show"
 
 
 def profile_show(files: list[str], top: int = 15):
-    from beaminspect.fastcli import show_json_job
+    from beaminspect.cli.fast import show_json_job
     return profile_jobs(show_json_job, files, top, "show")
 
 
@@ -426,7 +426,7 @@ DISASM_PROFILE_STRIDE = 4
 
 
 def profile_disasm(files: list[str], top: int = 15):
-    from beaminspect.fastcli import disasm_json_job
+    from beaminspect.cli.fast import disasm_json_job
     return profile_jobs(disasm_json_job, files[::DISASM_PROFILE_STRIDE], top, "disasm")
 
 

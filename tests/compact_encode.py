@@ -8,7 +8,7 @@ for negative integers, and the nested ``u`` length beyond eight bytes.
 
 from __future__ import annotations
 
-from beaminspect.compact import (
+from beaminspect.format.compact import (
     ALLOC, EXT_ALLOC, EXT_FR, EXT_LIST, EXT_LITERAL, EXT_TR, FR, LIST, LITERAL, TAG_NUMBERS,
     TR, Operand,
 )

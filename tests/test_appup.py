@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from beaminspect.appup import (Instruction, parse_instructions, suggest_appup_text,
+from beaminspect.release.appup import (Instruction, parse_instructions, suggest_appup_text,
                                suggest_appups, version_matches)
-from beaminspect.cli import main
-from beaminspect.erlterms import parse_terms
-from beaminspect.gate import compare_releases
+from beaminspect.cli.app import main
+from beaminspect.terms.source import parse_terms
+from beaminspect.release.gate import compare_releases
 from otp import needs_erl
 
 import gate_fixtures as gf

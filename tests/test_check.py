@@ -1,4 +1,4 @@
-"""``check`` (beaminspect.check): the loader verdict rules, on samples and hand-mutated
+"""``check`` (beaminspect.loader.check): the loader verdict rules, on samples and hand-mutated
 copies of them, and the ``check`` command.
 
 The mutants are built from the samples by editing one operand, table entry or header
@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import fuzz  # noqa: E402
 
 from beaminspect import BeamError  # noqa: E402
-from beaminspect.check import check_bytes, check_file  # noqa: E402
-from beaminspect.opcodes import OPCODES  # noqa: E402
+from beaminspect.loader.check import check_bytes, check_file  # noqa: E402
+from beaminspect.format.opcodes import OPCODES  # noqa: E402
 
 
 def _read(name: str) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import beaminspect
-from beaminspect.cli import app, main
+from beaminspect.cli.app import app, main
 from corpus import SAMPLES, SAMPLE_BEAMS
 
 runner = CliRunner()

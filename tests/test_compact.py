@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beaminspect.compact import (
+from beaminspect.format.compact import (
     ALLOC, FR, LIST, LITERAL, MAX_INTEGER_BYTES, TAG_NAMES, TR, Operand, decode_operand,
     decode_operands,
 )
 from beaminspect.errors import BeamError, FormatError, LimitError, TruncatedError
-from beaminspect.opcodes import ARITIES, BY_NAME, HIGHEST
+from beaminspect.format.opcodes import ARITIES, BY_NAME, HIGHEST
 from compact_encode import encode, encode_tagged
 
 BASIC = ("u", "i", "a", "x", "y", "f", "h")

@@ -29,7 +29,7 @@ def _chunk_table(data: bytes):
 
 def _code_available() -> bool:
     try:
-        import beaminspect.disasm  # noqa: F401
+        import beaminspect.code.disasm  # noqa: F401
         return True
     except ImportError:
         return False

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 import beaminspect
-from beaminspect.cli import app
-from beaminspect.diff import diff_modules
-from beaminspect.hotload import KINDS, analyse
+from beaminspect.cli.app import app
+from beaminspect.analysis.diff import diff_modules
+from beaminspect.analysis.hotload import KINDS, analyse
 from corpus import SAMPLES
 from otp import OTP_BEAMS, needs_erl
 

@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 import beaminspect
-from beaminspect.chunks import BeamType
-from beaminspect.cli import app
-from beaminspect.disasm import (ExtFunc, FunRef, Label, Literal, LocalFunc, Loc, Reg,
+from beaminspect.format.chunks import BeamType
+from beaminspect.cli.app import app
+from beaminspect.code.disasm import (ExtFunc, FunRef, Label, Literal, LocalFunc, Loc, Reg,
                                 disassemble, get_instructions)
 from beaminspect.errors import BeamError, FormatError, TruncatedError
-from beaminspect.opcodes import BY_NAME, HIGHEST
+from beaminspect.format.opcodes import BY_NAME, HIGHEST
 from beaminspect.terms import Atom
 
 # ---------------------------------------------------------------------------
@@ -248,9 +248,9 @@ def test_executable_line_183_and_debug_line_184(tiny):
 def test_newer_opcodes_in_table_are_all_known():
     assert HIGHEST == 191
     for n in range(181, HIGHEST + 1):
-        o = beaminspect.opcodes.OPCODES[n]
+        o = beaminspect.format.opcodes.OPCODES[n]
         assert o is not None and o.number == n
-    assert [beaminspect.opcodes.OPCODES[n].since for n in range(185, 192)] == [29] * 7
+    assert [beaminspect.format.opcodes.OPCODES[n].since for n in range(185, 192)] == [29] * 7
 
 
 OTP29 = [
@@ -280,7 +280,7 @@ def test_otp29_instructions_185_to_191(tiny, name, values, text):
 
 
 def test_otp29_module_loads_on_29_only(tiny):
-    from beaminspect.check import check_bytes
+    from beaminspect.loader.check import check_bytes
     data = build_beam()
     assert check_bytes(data, 29, "tiny", (), True).loads
     verdict = check_bytes(data, 28, "tiny", (), True)
@@ -508,7 +508,7 @@ def test_cli_missing_function_exits_2(tiny_path):
 
 
 def test_cli_bad_function_spec_is_a_usage_error(tiny_path, capsys):
-    from beaminspect.cli import EXIT_USAGE, main
+    from beaminspect.cli.app import EXIT_USAGE, main
     assert main(["disasm", tiny_path, "--function", "nope"]) == EXIT_USAGE
     assert "NAME/ARITY" in capsys.readouterr().err
 
@@ -660,7 +660,7 @@ def test_walk_on_mutated_code_gives_the_record_outcome():
     bytes([0xF8, 0x00]) + bytes(9),       # nine-byte u (nested length)
 ])
 def test_skip_long_finds_the_end_decode_finds(data):
-    from beaminspect.compact import OPERAND_SIZE, decode_operand, skip_long
+    from beaminspect.format.compact import OPERAND_SIZE, decode_operand, skip_long
     tail = data + b"\x00\x10"
     assert OPERAND_SIZE[data[0]] == 0
     assert skip_long(tail, 0, len(tail)) == decode_operand(tail, 0, len(tail))[1] == len(data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import beaminspect
-from beaminspect.disasm import ExtFunc, Literal
+from beaminspect.code.disasm import ExtFunc, Literal
 from beaminspect.terms import Atom
 from corpus import SAMPLE_BEAMS
 from otp import ELIXIR_BEAMS, OTP_BEAMS, _erl_string, needs_erl, run_erl

@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 import beaminspect
-from beaminspect.chunks import decode_types
+from beaminspect.format.chunks import decode_types
 from corpus import SAMPLE_BEAMS
 from otp import OTP_BEAMS
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from beaminspect.errors import BeamError, FormatError, LimitError
-from beaminspect.erlterms import (MAX_DEPTH, as_text, dump_term, dump_terms, parse_bytes,
+from beaminspect.terms.source import (MAX_DEPTH, as_text, dump_term, dump_terms, parse_bytes,
                                   parse_file, parse_terms)
 from beaminspect.terms import Atom, BitBinary, ImproperList, Map
 

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import fuzz  # noqa: E402
 
 from beaminspect import BeamError, terms  # noqa: E402
-from beaminspect.compact import decode_operand, decode_operands  # noqa: E402
+from beaminspect.format.compact import decode_operand, decode_operands  # noqa: E402
 
 
 def test_short_fuzz_run_finds_no_crash():
@@ -108,6 +108,6 @@ def test_nested_terms_hit_the_depth_limit():
 
 
 def test_check_verdict_on_hostile_bytes():
-    from beaminspect.check import check_bytes
+    from beaminspect.loader.check import check_bytes
     for data in (b"", b"FOR1", b"FOR1" + struct.pack(">I", 4) + b"BEAM", fuzz.gzip_bomb(1 << 28)):
         assert not check_bytes(data, 25).loads

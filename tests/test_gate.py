@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 import beaminspect.module
-from beaminspect.cli import main
-from beaminspect.commands import Progress as _Progress
-from beaminspect.gate import KINDS, compare_releases
-from beaminspect.hotload import analyse
+from beaminspect.cli.app import main
+from beaminspect.cli.commands import Progress as _Progress
+from beaminspect.release.gate import KINDS, compare_releases
+from beaminspect.analysis.hotload import analyse
 from beaminspect.module import load
-from beaminspect.policy import Policy
+from beaminspect.release.policy import Policy
 from beaminspect.render import diff_out, gate_out
 from otp import needs_erl
 
@@ -373,7 +373,7 @@ def test_fast_entry_point_gate_is_the_typer_output(shop, tmp_path, capsys, monke
 
 
 def test_fast_parser_takes_only_what_it_knows():
-    from beaminspect.fastcli import parse_args
+    from beaminspect.cli.fast import parse_args
     assert parse_args("gate", ["a", "b", "-fjson", "--otp=25", "--external", "x",
                                "--external=y", "-o", "out"]) == (
         ["a", "b"], {"fmt": "json", "otp": 25, "external": ["x", "y"], "output": "out"})

@@ -9,7 +9,7 @@ badfun and undef happens, and nothing the VM did went unpredicted.
 import pytest
 
 import beaminspect
-from beaminspect.hotload import analyse
+from beaminspect.analysis.hotload import analyse
 from otp import needs_erl
 from vm.observe import observe, pair_beams, pair_names
 

@@ -21,7 +21,7 @@ Every file's answer comes with the loader's own message (``prepare_loading`` onl
 back after each file), so a disagreement names the loader check it is about.
 
 Operand kinds (``code:tag`` mutants, and bit flips that change a tag) are judged by the
-tables of ``beaminspect/loader_rules.py``, measured on this OTP 25 by
+tables of ``beaminspect/loader/rules_data.py``, measured on this OTP 25 by
 tools/gen_loader_rules.py on probes built from unmutated modules (not from this corpus).
 
 A list count near 2**31, 2**32 or 2**62 (``code:list``) wraps around in the loader's C
@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import fuzz  # noqa: E402
 
 import beaminspect  # noqa: E402
-from beaminspect.check import check_file  # noqa: E402
+from beaminspect.loader.check import check_file  # noqa: E402
 
 pytestmark = [
     pytest.mark.otp,

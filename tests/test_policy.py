@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from beaminspect.cli import main
-from beaminspect.policy import Policy, PolicyError, find_pyproject, load_policy, parse_policy
+from beaminspect.cli.app import main
+from beaminspect.release.policy import Policy, PolicyError, find_pyproject, load_policy, parse_policy
 
 
 def test_defaults_without_any_file(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from beaminspect.errors import BeamError, FormatError, LimitError
-from beaminspect.release import Limits, open_release, version_key
+from beaminspect.release.layout import Limits, open_release, version_key
 
 import release_fixtures as rf
 

@@ -3,7 +3,7 @@
 import pytest
 
 import beaminspect
-from beaminspect import structs
+from beaminspect.format import structs
 from corpus import SAMPLE_BEAMS
 from otp import OTP_BEAMS
 

@@ -348,8 +348,8 @@ def m_random(rng, data):
 
 def _instructions(code: bytes):
     """``(start, opcode, operand spans)`` for each instruction of a valid Code chunk."""
-    from beaminspect.compact import decode_operand
-    from beaminspect.opcodes import ARITIES
+    from beaminspect.format.compact import decode_operand
+    from beaminspect.format.opcodes import ARITIES
     hsize = U32.unpack_from(code, 0)[0]
     pos = 4 + hsize
     out = []
@@ -553,7 +553,7 @@ def _signature_of(exc: BaseException) -> str:
 
 
 def cli_commands() -> list[str]:
-    from beaminspect import cli
+    from beaminspect.cli import app as cli
     names = []
     for c in cli.app.registered_commands:
         names.append(c.name or c.callback.__name__.replace("_", "-"))
@@ -561,7 +561,7 @@ def cli_commands() -> list[str]:
 
 
 def _run_cli(argv: list[str]) -> tuple[int, str, str]:
-    from beaminspect import cli
+    from beaminspect.cli import app as cli
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = cli.main(argv)
@@ -707,7 +707,7 @@ def run_inputs(inputs, *, workers: int = 2, timeout: float = 2 * TIME_LIMIT + 6,
     report = Report()
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="beamfuzz") as tmpdir:
-        from beaminspect.cli import app  # noqa: F401 - import before forking
+        from beaminspect.cli.app import app  # noqa: F401 - import before forking
         commands = cli_commands()
         pool = [Worker(ctx, memory_limit, tmpdir, commands) for _ in range(workers)]
         it = iter(inputs)

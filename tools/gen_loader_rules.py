@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate ``beaminspect/loader_rules.py``: what OTP's loader does with each operand kind.
+"""Generate ``beaminspect/loader/rules_data.py``: what OTP's loader does with each operand kind.
 
-    python tools/gen_loader_rules.py [--out beaminspect/loader_rules.py]
+    python tools/gen_loader_rules.py [--out beaminspect/loader/rules_data.py]
 
 After reading a generic instruction, the loader rewrites it with the transformation
 rules of its emulator's ``ops.tab`` (erts/emulator/beam/jit/x86/ops.tab for the JIT of
@@ -53,10 +53,10 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import fuzz  # noqa: E402
 
-from beaminspect.opcodes import OPCODES  # noqa: E402
+from beaminspect.format.opcodes import OPCODES  # noqa: E402
 
 INSTANCES = 3
-OUT = os.path.join(ROOT, "beaminspect", "loader_rules.py")
+OUT = os.path.join(ROOT, "beaminspect", "loader", "rules_data.py")
 
 #: The kinds of operand the loader tells apart, with the compact encoding used to probe.
 KINDS = "uianxyfpqlo"

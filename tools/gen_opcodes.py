@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate ``beaminspect/opcodes.py`` from ``tools/genop.tab``.
+"""Generate ``beaminspect/format/opcodes.py`` from ``tools/genop.tab``.
 
 ``tools/genop.tab`` is a committed copy of erlang/otp's
 ``lib/compiler/src/genop.tab``; its first comment lines name the repository (erlang/otp
@@ -13,7 +13,7 @@ wins over the table below and the disagreement is reported on stderr.
 
 Usage::
 
-    python tools/gen_opcodes.py            # rewrite beaminspect/opcodes.py
+    python tools/gen_opcodes.py            # rewrite beaminspect/format/opcodes.py
     python tools/gen_opcodes.py --check    # exit 1 if the committed file is stale
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tools" / "genop.tab"
-TARGET = ROOT / "beaminspect" / "opcodes.py"
+TARGET = ROOT / "beaminspect" / "format" / "opcodes.py"
 
 #: First OTP release whose compiler emits each opcode, as inclusive ranges
 #: ``(first, last, release)``.  ``None`` means "before OTP 20" (R13B03 or earlier:
@@ -202,7 +202,7 @@ def render(table: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true",
-                    help="do not write; exit 1 if beaminspect/opcodes.py is not up to date")
+                    help="do not write; exit 1 if beaminspect/format/opcodes.py is not up to date")
     args = ap.parse_args(argv)
     try:
         table = parse(SOURCE.read_text(encoding="utf-8"))

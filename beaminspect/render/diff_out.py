@@ -1,11 +1,11 @@
-"""Renderings of a hot-load report (:class:`beaminspect.hotload.HotLoadReport`):
+"""Renderings of a hot-load report (:class:`beaminspect.analysis.hotload.HotLoadReport`):
 text (tabulate), JSON (the documented schema) and Markdown."""
 
 from __future__ import annotations
 
 from tabulate import tabulate
 
-from ..terms import to_json
+from beaminspect.terms import to_json
 
 #: Version of the JSON schema below; bumped on any incompatible change.
 SCHEMA_VERSION = 1
@@ -95,7 +95,7 @@ def render_text(report) -> str:
                          [("removed", x) for x in d.imports_removed],
                          headers=["change", "import"], tablefmt="simple")]
     if d.attributes:
-        from .text import display_term
+        from beaminspect.render.text import display_term
         out += ["", "Attributes",
                 tabulate([(k, display_term(v["old"]) if v["old"] is not None else "-",
                            display_term(v["new"]) if v["new"] is not None else "-")

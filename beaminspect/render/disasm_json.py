@@ -4,12 +4,12 @@
 :func:`beaminspect.render.disasm_text.module_json_text` returns for a whole module (the
 tests compare the two on every sample, OTP and Elixir beam, and on mutated files), in
 less time and memory.  It walks the code once: it finds each instruction's end from its
-operands' first bytes (:data:`~beaminspect.compact.OPERAND_SIZE`,
-:func:`~beaminspect.compact.skip_long`) and looks the instruction's bytes up.  Copies of
+operands' first bytes (:data:`~beaminspect.format.compact.OPERAND_SIZE`,
+:func:`~beaminspect.format.compact.skip_long`) and looks the instruction's bytes up.  Copies of
 an instruction seen before in the module (about four in ten) cost that lookup.  A new
 one is made from its operands' texts, each kept by the operand's bytes, for the opcodes
 whose operands resolve by their tag alone; the others (calls, BIFs, funs, strings) are
-decoded and resolved as :mod:`beaminspect.disasm` resolves them and written by the
+decoded and resolved as :mod:`beaminspect.code.disasm` resolves them and written by the
 record path's own writer.  Labels and ``line`` instructions, nearly all distinct, are
 written directly.  Local call targets are filled in once every function's entry label
 is known.
@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from json.encoder import encode_basestring as _enc
 
-from ..compact import (EXT_LITERAL, EXT_TR, OPERAND_SIZE, decode_long, decode_operand,
+from beaminspect.format.compact import (EXT_LITERAL, EXT_TR, OPERAND_SIZE, decode_long, decode_operand,
                        decode_operands, skip_long)
-from ..disasm import (BY_OPERAND, OP_CALL, OP_CALL_ONLY, OP_FUNC_INFO, OP_INT_CODE_END,
+from beaminspect.code.disasm import (BY_OPERAND, OP_CALL, OP_CALL_ONLY, OP_FUNC_INFO, OP_INT_CODE_END,
                       OP_LABEL, OP_LINE, SPECIAL, Instruction, LocalFunc, _Resolver)
-from ..errors import BeamError
-from ..opcodes import ARITIES, NAMES
-from ..terms import Atom
+from beaminspect.errors import BeamError
+from beaminspect.format.opcodes import ARITIES, NAMES
+from beaminspect.terms import Atom
 
 __all__ = ["module_json_text"]
 
@@ -53,12 +53,12 @@ def module_json_text(m) -> str:
     try:
         return _walk(m)
     except (BeamError, _Unexpected, IndexError):
-        from .disasm_text import module_json_text as by_records
+        from beaminspect.render.disasm_text import module_json_text as by_records
         return by_records(m)
 
 
 def _walk(m) -> str:
-    from .disasm_text import _JsonText
+    from beaminspect.render.disasm_text import _JsonText
 
     code = bytes(m.code)
     end = len(code)

@@ -11,7 +11,7 @@ Text, in the spirit of ``erlc -S``::
         ...
 
 Labels are ``Ln:`` lines, ``line`` instructions ``; file:line`` annotations, every other
-instruction its :attr:`~beaminspect.disasm.Instruction.text`.
+instruction its :attr:`~beaminspect.code.disasm.Instruction.text`.
 
 JSON (one object per module, JSON Lines)::
 
@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from json.encoder import encode_basestring as _enc
 
-from ..disasm import OP_LABEL, OP_LINE, SPECIAL, format_value
-from .json_out import dumps
+from beaminspect.code.disasm import OP_LABEL, OP_LINE, SPECIAL, format_value
+from beaminspect.render.json_out import dumps
 
 _INDENT = "    "
 

@@ -1,10 +1,10 @@
-"""Renderings of a release comparison (:class:`beaminspect.gate.GateReport`): text
+"""Renderings of a release comparison (:class:`beaminspect.release.gate.GateReport`): text
 (summary, then tables), JSON (``schemas/gate.schema.json``), Markdown for a pull-request
 comment, and SARIF 2.1.0 for code-scanning tools."""
 
 from __future__ import annotations
 
-from .._version import __version__
+from beaminspect._version import __version__
 
 #: Version of the JSON document; bumped on any incompatible change.
 SCHEMA_VERSION = 1
@@ -158,7 +158,7 @@ def render_markdown(report, fail_on: str = "error") -> str:
 
 def render_sarif(report) -> dict:
     """A SARIF 2.1.0 log with one run; rules are the finding kinds that occur."""
-    from ..policy import known_kinds
+    from beaminspect.release.policy import known_kinds
     kinds = known_kinds()
     used = sorted({f.kind for f in report.findings})
     rule_index = {k: i for i, k in enumerate(used)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring
 
-from ..chunks import ATOM_ZERO
-from ..terms import to_json
+from beaminspect.format.chunks import ATOM_ZERO
+from beaminspect.terms import to_json
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from ..terms import format_term
+from beaminspect.terms import format_term
 
 
 def _printable(v) -> bool:

@@ -1,7 +1,7 @@
 """The fixed-layout structures of a BEAM file, declared with construct.
 
 These declarations are the readable specification; the hot paths in
-:mod:`beaminspect.container` and :mod:`beaminspect.chunks` are written by hand over a
+:mod:`beaminspect.format.container` and :mod:`beaminspect.format.chunks` are written by hand over a
 memoryview for speed, and the test suite checks that both agree on every sample.
 Construct objects never leave this module's users (the tests).
 """

@@ -55,9 +55,9 @@ class Policy:
 
 def known_kinds() -> dict:
     """Every finding kind the gate can report -> (default severity, meaning)."""
-    from .appup import KINDS as APPUP_KINDS
-    from .gate import KINDS as GATE_KINDS
-    from .hotload import KINDS as HOTLOAD_KINDS
+    from beaminspect.release.appup import KINDS as APPUP_KINDS
+    from beaminspect.release.gate import KINDS as GATE_KINDS
+    from beaminspect.analysis.hotload import KINDS as HOTLOAD_KINDS
     out = dict(HOTLOAD_KINDS)
     out.update(GATE_KINDS)
     out.update(APPUP_KINDS)

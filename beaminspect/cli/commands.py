@@ -1,9 +1,9 @@
 """Command bodies shared by both front ends of the command line.
 
-:mod:`beaminspect.cli` (typer) parses and validates a command's arguments, then calls
-the body here; :mod:`beaminspect.fastcli` calls the same body after parsing the
+:mod:`beaminspect.cli.app` (typer) parses and validates a command's arguments, then calls
+the body here; :mod:`beaminspect.cli.fast` calls the same body after parsing the
 commonest forms itself, without importing typer.  A body writes its output, its error
-lines to standard error, and returns the exit code (see :mod:`beaminspect.cli`).  The
+lines to standard error, and returns the exit code (see :mod:`beaminspect.cli.app`).  The
 values it receives are already valid: checking them is the front end's job.
 """
 
@@ -39,7 +39,7 @@ def echo(text: str, err: bool = False) -> None:
 
 
 def error_line(err) -> str:
-    from .errors import format_error
+    from beaminspect.errors import format_error
     return f"beaminspect: {format_error(err)}"
 
 
@@ -47,7 +47,7 @@ def run_guarded(fn, *args):
     """``fn(*args)`` behind the command line's boundary: bad input is its one line and
     exit 2, a closed pipe ends quietly, ^C exits 130, anything unexpected is one line
     and exit 4 (``BEAMINSPECT_DEBUG=1`` shows the traceback instead)."""
-    from .errors import BeamError
+    from beaminspect.errors import BeamError
     try:
         return fn(*args)
     except BeamError as e:
@@ -69,7 +69,7 @@ def run_guarded(fn, *args):
 
 
 def load_gate_policy(policy_file: str | None):
-    from .policy import PolicyError, load_policy
+    from beaminspect.release.policy import PolicyError, load_policy
     try:
         return load_policy(policy_file)
     except PolicyError as e:
@@ -98,8 +98,8 @@ class Progress:
 
 def compare(old: str, new: str, policy, external, otp):
     """The release comparison, or exit 2 with the error line."""
-    from .errors import BeamError
-    from .gate import compare_releases
+    from beaminspect.errors import BeamError
+    from beaminspect.release.gate import compare_releases
     progress = Progress() if sys.stderr.isatty() else None
     try:
         return compare_releases(old, new, policy=policy, external=external or (),
@@ -134,8 +134,8 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
         policy = load_gate_policy(policy_file)
         threshold = fail_on or policy.fail_on or "error"
         report = compare(old, new, policy, external, otp)
-        from .render import gate_out
-        from .render.json_out import dumps
+        from beaminspect.render import gate_out
+        from beaminspect.render.json_out import dumps
         if fmt == "json":
             text = dumps(gate_out.report_dict(report, threshold))
         elif fmt == "sarif":

@@ -4,11 +4,11 @@
 ``beaminspect disasm --json [-j N] PATH...`` and ``beaminspect gate OLD NEW [options]``
 are parsed here without importing typer (whose import, with pydantic, costs about
 0.3 s per process); the command bodies are the typer app's own
-(:mod:`beaminspect.commands`, the jobs below).
+(:mod:`beaminspect.cli.commands`, the jobs below).
 Anything else -- help, text output, other commands, an option or a form this small
-parser does not know -- goes to the typer app in :mod:`beaminspect.cli`, which prints
+parser does not know -- goes to the typer app in :mod:`beaminspect.cli.app`, which prints
 the same output and returns the same exit codes for the calls handled here (both draw
-the same boundary, :func:`beaminspect.commands.run_guarded`).
+the same boundary, :func:`beaminspect.cli.commands.run_guarded`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ EXIT_BAD_INPUT = 2
 
 def show_json_job(path: str):
     """One module as a ``show --json`` line: ``(True, json)`` or ``(False, error line)``."""
-    from .errors import BeamError, format_error
-    from .module import load
-    from .render.json_out import module_summary_json
+    from beaminspect.errors import BeamError, format_error
+    from beaminspect.module import load
+    from beaminspect.render.json_out import module_summary_json
     try:
         return True, module_summary_json(load(path))
     except BeamError as e:
@@ -42,9 +42,9 @@ def disasm_json_job(path: str):
     (they are freed by reference counting when the text is made)."""
     import gc
 
-    from .errors import BeamError, format_error
-    from .module import load
-    from .render.disasm_json import module_json_text
+    from beaminspect.errors import BeamError, format_error
+    from beaminspect.module import load
+    from beaminspect.render.disasm_json import module_json_text
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -118,7 +118,7 @@ def parse_args(command: str, args: list[str]):
 
 
 def _run_gate(args: list[str]) -> int | None:
-    from .commands import GATE_FAIL_ON, GATE_FORMATS, gate
+    from beaminspect.cli.commands import GATE_FAIL_ON, GATE_FORMATS, gate
     parsed = parse_args("gate", args)
     if parsed is None:
         return None
@@ -132,7 +132,7 @@ def _run_gate(args: list[str]) -> int | None:
 def fast_main(argv: list[str]) -> int | None:
     """Run the calls the fast path knows; None when the full command line is needed."""
     if argv == ["--version"]:
-        from ._version import __version__
+        from beaminspect._version import __version__
         sys.stdout.write(f"beaminspect {__version__}\n")
         sys.stdout.flush()
         return EXIT_OK
@@ -142,7 +142,7 @@ def fast_main(argv: list[str]) -> int | None:
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("_", "-")
     if encoding not in ("utf-8", "utf8"):
         return None
-    from .commands import run_guarded
+    from beaminspect.cli.commands import run_guarded
     if argv[0] == "gate":
         return run_guarded(_run_gate, argv[1:])
     parsed = parse_args(argv[0], argv[1:])
@@ -159,8 +159,8 @@ def _print_jobs(job, paths: list[str], jobs: int | None) -> int | None:
     buf = getattr(out, "buffer", None)
     if buf is None:
         return None
-    from .parallel import map_files
-    from .paths import iter_beam_paths
+    from beaminspect.parallel import map_files
+    from beaminspect.release.paths import iter_beam_paths
 
     failed = False
     out.flush()
@@ -180,7 +180,7 @@ def _print_jobs(job, paths: list[str], jobs: int | None) -> int | None:
 def run() -> None:
     code = fast_main(sys.argv[1:])
     if code is None:
-        from .cli import run as full_run
+        from beaminspect.cli.app import run as full_run
         full_run()
     # The fast path's work is done and written: flush, and leave without tearing the
     # interpreter down (freeing every object of a large run costs tens of milliseconds;

@@ -12,7 +12,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from .errors import BeamWarning, FormatError, LimitError, NotBeamError, TruncatedError
+from beaminspect.errors import BeamWarning, FormatError, LimitError, NotBeamError, TruncatedError
 
 #: The largest (inflated) file accepted, in bytes.
 MAX_FILE_SIZE = 256 * 1024 * 1024

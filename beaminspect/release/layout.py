@@ -48,9 +48,9 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import BeamError, FormatError, LimitError
-from .erlterms import as_text, parse_bytes
-from .terms import Atom
+from beaminspect.errors import BeamError, FormatError, LimitError
+from beaminspect.terms.source import as_text, parse_bytes
+from beaminspect.terms import Atom
 
 __all__ = [
     "open_release", "Release", "ModuleSource", "AppInfo", "RelInfo", "ReleaseWarning",

@@ -20,11 +20,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .diff import ModuleDiff, diff_modules, hand_set_vsn
-from .disasm import ExtFunc, LocalFunc
-from .errors import BeamError
-from .module import BeamModule
-from .opcodes import MAX_OPCODE_BY_RELEASE
+from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
+from beaminspect.code.disasm import ExtFunc, LocalFunc
+from beaminspect.errors import BeamError
+from beaminspect.module import BeamModule
+from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE
 
 SEVERITIES = ("info", "warning", "error")
 

@@ -31,8 +31,8 @@ import re
 import struct
 import sys
 
-from .errors import BeamError, FormatError, LimitError, UnsupportedError
-from .terms import Atom, BitBinary, ImproperList, Map
+from beaminspect.errors import BeamError, FormatError, LimitError, UnsupportedError
+from beaminspect.terms import Atom, BitBinary, ImproperList, Map
 
 __all__ = [
     "parse_terms", "parse_bytes", "parse_file", "as_text", "dump_terms", "dump_term",

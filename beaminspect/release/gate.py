@@ -4,9 +4,9 @@
 into added, removed, changed and unchanged.  Identical files are recognised from their
 sizes and bytes and never parsed; files that differ are parsed and
 compared by module MD5 (an equal MD5 is unchanged: no reload needed).  Each changed
-module gets its hot-load report (:func:`beaminspect.hotload.analyse`); then come the
+module gets its hot-load report (:func:`beaminspect.analysis.hotload.analyse`); then come the
 findings that need the whole new release (calls to functions that do not exist, load
-order, modules that moved) and the appup checks (:mod:`beaminspect.appup`).
+order, modules that moved) and the appup checks (:mod:`beaminspect.release.appup`).
 
 Calls are checked where the upgrade can change them: every call made by an added or
 changed module into an added or changed module, new calls into unchanged modules, and
@@ -20,11 +20,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import module as _module
-from .errors import BeamError, format_error
-from .hotload import KINDS as HOTLOAD_KINDS, SEVERITIES, HotLoadReport, analyse
-from .policy import Policy
-from .release import Release, open_release
+from beaminspect import module as _module
+from beaminspect.errors import BeamError, format_error
+from beaminspect.analysis.hotload import KINDS as HOTLOAD_KINDS, SEVERITIES, HotLoadReport, analyse
+from beaminspect.release.policy import Policy
+from beaminspect.release.layout import Release, open_release
 
 __all__ = ["KINDS", "GateFinding", "ModuleChange", "ModuleFacts", "GateReport",
            "compare_releases", "severity_at_least"]
@@ -201,7 +201,7 @@ _CALLBACKS = frozenset({"init/1", "handle_call/3", "handle_cast/2", "handle_info
 def _state_changed(a, b, report: HotLoadReport) -> bool:
     """Did the state of a gen_server/gen_statem/gen_event module change shape?  Records
     from the debug info when both files have it, else changed callbacks."""
-    from .hotload import _records
+    from beaminspect.analysis.hotload import _records
     if not (set(a.behaviours) | set(b.behaviours)) & {"gen_server", "gen_statem",
                                                       "gen_event"}:
         return False
@@ -220,7 +220,7 @@ POOL_MIN_BYTES = 64 * 1024
 
 def _run_jobs(items, running_otp, severities, jobs):
     """Results in the order of ``items``, whether a pool is used or not."""
-    from .parallel import MIN_FILES_FOR_POOL, map_files
+    from beaminspect.parallel import MIN_FILES_FOR_POOL, map_files
     size = sum(len(it[1]) + len(it[3]) for it in items)
     if len(items) >= MIN_FILES_FOR_POOL or size >= POOL_MIN_BYTES:
         # Largest first, so that one big module does not finish last on its own.
@@ -245,7 +245,7 @@ class _Findings:
         self.items: list[GateFinding] = []
         self.defaults = {k: v[0] for k, v in HOTLOAD_KINDS.items()}
         self.defaults.update({k: v[0] for k, v in KINDS.items()})
-        from .appup import KINDS as APPUP_KINDS
+        from beaminspect.release.appup import KINDS as APPUP_KINDS
         self.defaults.update({k: v[0] for k, v in APPUP_KINDS.items()})
 
     def add(self, kind, module, function, message, *, location=None, app=None,
@@ -267,7 +267,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                      new_release: Release | None = None) -> GateReport:
     """Compare the release at ``old_path`` (the running one) with ``new_path``.
 
-    ``policy``: severities, external names (see :mod:`beaminspect.policy`);
+    ``policy``: severities, external names (see :mod:`beaminspect.release.policy`);
     ``external``: more module or application names whose exports are not checked;
     ``running_otp``: OTP release of the running system (for the opcode check);
     ``progress(done, total)``: called as modules are compared.
@@ -387,7 +387,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
                         dep_mods, facts_new, facts_old, policy)
-    from .appup import check_appups
+    from beaminspect.release.appup import check_appups
     for f in check_appups(report):
         out.add(f.kind, f.module, f.function, f.message, location=f.location, app=f.app,
                 severity=f.severity)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
-from .container import Container
-from .errors import FormatError
+from beaminspect.format.container import Container
+from beaminspect.errors import FormatError
 
 MD5_CHUNKS = ("Atom", "AtU8", "Code", "StrT", "ImpT", "ExpT", "FunT", "LitT", "Meta")
 _ZERO = b"\0\0\0\0"

@@ -16,9 +16,9 @@ from typing import List, Optional
 
 import typer
 
-from . import __version__
-from .commands import GATE_FAIL_ON, GATE_FORMATS, error_line
-from .errors import BeamError
+from beaminspect import __version__
+from beaminspect.cli.commands import GATE_FAIL_ON, GATE_FORMATS, error_line
+from beaminspect.errors import BeamError
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -59,7 +59,7 @@ def report_error(err: BeamError) -> None:
 
 def _check_one(path: str, otp: int, as_json: bool, features=()):
     """``(status, text)``: status 0 loads, 1 refused, 2 unreadable."""
-    from .check import check_file
+    from beaminspect.loader.check import check_file
     try:
         verdict = check_file(path, otp, enabled_features=features)
     except BeamError as e:
@@ -84,7 +84,7 @@ def check(
 ) -> None:
     """Predict whether OTP N loads each file: the checks of erlang:prepare_loading/2, and
     the features code:load_file/1 checks."""
-    from .paths import iter_beam_paths
+    from beaminspect.release.paths import iter_beam_paths
 
     status = EXIT_OK
     for path in iter_beam_paths(paths):
@@ -102,8 +102,8 @@ def _print_each(job, paths: List[str], args: tuple, jobs: Optional[int],
                 as_json: bool) -> int:
     """Print ``job``'s result for each file in order (a blank line between text
     listings; error lines on stderr); the exit code."""
-    from .parallel import map_files
-    from .paths import iter_beam_paths
+    from beaminspect.parallel import map_files
+    from beaminspect.release.paths import iter_beam_paths
 
     failed = False
     first = True
@@ -121,11 +121,11 @@ def _print_each(job, paths: List[str], args: tuple, jobs: Optional[int],
 
 def _show_one(path: str, as_json: bool):
     if as_json:
-        from .fastcli import show_json_job
+        from beaminspect.cli.fast import show_json_job
         return show_json_job(path)
-    from .module import load
+    from beaminspect.module import load
     try:
-        from .render.text import show_module
+        from beaminspect.render.text import show_module
         return True, show_module(load(path))
     except BeamError as e:
         return False, error_line(e)
@@ -165,9 +165,9 @@ def diff(
         raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
     if fail_on not in FAIL_ON:
         raise typer.BadParameter(f"must be one of {', '.join(FAIL_ON)}", param_hint="--fail-on")
-    from .hotload import analyse, max_severity_at_least
-    from .module import load
-    from .render import diff_out
+    from beaminspect.analysis.hotload import analyse, max_severity_at_least
+    from beaminspect.module import load
+    from beaminspect.render import diff_out
 
     try:
         a = load(old).decode_all()
@@ -177,7 +177,7 @@ def diff(
         report_error(e)
         raise typer.Exit(EXIT_BAD_INPUT)
     if fmt == "json":
-        from .render.json_out import dumps
+        from beaminspect.render.json_out import dumps
         typer.echo(dumps(diff_out.report_dict(report)))
     elif fmt == "markdown":
         typer.echo(diff_out.render_markdown(report))
@@ -192,7 +192,7 @@ def diff(
 # ---------------------------------------------------------------------------
 
 def _load_gate_policy(policy_file: Optional[str]):
-    from .commands import CommandExit, load_gate_policy
+    from beaminspect.cli.commands import CommandExit, load_gate_policy
     try:
         return load_gate_policy(policy_file)
     except CommandExit as e:
@@ -200,7 +200,7 @@ def _load_gate_policy(policy_file: Optional[str]):
 
 
 def _compare(old: str, new: str, policy, external, otp):
-    from .commands import CommandExit, compare
+    from beaminspect.cli.commands import CommandExit, compare
     try:
         return compare(old, new, policy, external, otp)
     except CommandExit as e:
@@ -208,7 +208,7 @@ def _compare(old: str, new: str, policy, external, otp):
 
 
 def _emit(text: str, output: Optional[str]) -> None:
-    from .commands import CommandExit, emit
+    from beaminspect.cli.commands import CommandExit, emit
     try:
         emit(text, output)
     except CommandExit as e:
@@ -242,7 +242,7 @@ def gate(
     if fail_on is not None and fail_on not in GATE_FAIL_ON:
         raise typer.BadParameter(f"must be one of {', '.join(GATE_FAIL_ON)}",
                                  param_hint="--fail-on")
-    from .commands import gate as run_gate
+    from beaminspect.cli.commands import gate as run_gate
     raise typer.Exit(run_gate(old, new, fmt, fail_on, policy_file, external, otp, output))
 
 
@@ -260,7 +260,7 @@ def appup(
                                                       "exports are not checked (repeatable)."),
 ) -> None:
     """Suggest an .appup (upgrade and downgrade) for each changed application."""
-    from .appup import suggest_appup_text, suggest_appups
+    from beaminspect.release.appup import suggest_appup_text, suggest_appups
     policy = _load_gate_policy(policy_file)
     report = _compare(old, new, policy, external, None)
     if app_name is not None and app_name not in report.new.apps:
@@ -287,11 +287,11 @@ def appup(
 # ---------------------------------------------------------------------------
 
 def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
-    from .module import load
+    from beaminspect.module import load
     try:
         m = load(path)
         if as_json and function is None:
-            from .render.disasm_json import module_json_text as whole_module
+            from beaminspect.render.disasm_json import module_json_text as whole_module
             return True, whole_module(m)
         funcs = m.functions
         if function is not None:
@@ -299,9 +299,9 @@ def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
             if not funcs:
                 return False, f"beaminspect: {path}: no function {function[0]}/{function[1]}"
         if as_json:
-            from .render.disasm_text import module_json_text
+            from beaminspect.render.disasm_text import module_json_text
             return True, module_json_text(m, funcs)
-        from .render.disasm_text import module_text
+        from beaminspect.render.disasm_text import module_text
         return True, module_text(m, funcs)
     except BeamError as e:
         return False, error_line(e)
@@ -344,7 +344,7 @@ def _click_exceptions():
 
 def main(argv: Optional[list] = None) -> int:
     """Console entry point: usage errors exit 3, unexpected exceptions exit 4 with one line."""
-    from .commands import run_guarded
+    from beaminspect.cli.commands import run_guarded
     cx = _click_exceptions()
     command = typer.main.get_command(app)
 

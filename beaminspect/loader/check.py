@@ -27,7 +27,7 @@ beam_load.c) and uses its words for the reasons:
    each position of each generic instruction (``bad tag N for destination``, ``no
    specific operation found``...), BIF imports that are not BIFs, line indexes and line
    table size, fun indexes and free-variable counts, the function count.  The kinds come
-   from :mod:`beaminspect.loader_rules`, measured on the OTP 25 JIT (x86_64) by
+   from :mod:`beaminspect.loader.rules_data`, measured on the OTP 25 JIT (x86_64) by
    tools/gen_loader_rules.py; other releases get the reader's checks of step 4 and the
    line checks only.
 """
@@ -39,10 +39,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from . import terms
-from .chunks import MAX_LITERAL_TABLE
-from .errors import BeamError, LimitError
-from .opcodes import MAX_OPCODE_BY_RELEASE, OPCODES
+from beaminspect import terms
+from beaminspect.format.chunks import MAX_LITERAL_TABLE
+from beaminspect.errors import BeamError, LimitError
+from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE, OPCODES
 
 __all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE"]
 
@@ -428,7 +428,7 @@ class _Operands:
 
     def __init__(self, otp: int, atoms: list[str], imports: list, nfree: list[int],
                  nline_items: int, nline_instrs: int) -> None:
-        from . import loader_rules
+        from beaminspect.loader import rules_data as loader_rules
         self.refused = loader_rules.REFUSED.get(otp)
         self.atoms_taken = loader_rules.ATOMS.get(otp, {})
         self.bifs = loader_rules.BIFS.get(otp)
@@ -691,7 +691,7 @@ def _opcode_refused(opc: int, otp: int) -> None:
 
 def _predict(data: bytes, otp: int, module_name: str | None) -> None:
     if data[:2] == b"\x1f\x8b":
-        from .container import MAX_INFLATED_SIZE, gunzip
+        from beaminspect.format.container import MAX_INFLATED_SIZE, gunzip
         try:
             data = gunzip(data, "<check>")
         except LimitError:
@@ -799,7 +799,7 @@ def _features(data: bytes, otp: int, enabled) -> None:
     """``code:load_file/1`` refuses a module compiled with features the runtime has not
     enabled: ``{error, {features_not_allowed, Features}}`` (the Meta chunk lists them;
     prepare_loading itself does not look)."""
-    from .container import read_container
+    from beaminspect.format.container import read_container
     try:
         c = read_container(data, "<check>")
         info = c.find("Meta")
@@ -847,7 +847,7 @@ def check_file(source, otp: int = 25, *, enabled_features=(), loader_only: bool 
     ``loader_only``: model prepare_loading alone, without code:load_file's feature check.
     Raises :class:`~beaminspect.errors.BeamError` only when a path cannot be read.
     """
-    from .module import BeamModule, read_file_bytes
+    from beaminspect.module import BeamModule, read_file_bytes
     if isinstance(source, (bytes, bytearray, memoryview)):
         return check_bytes(bytes(source), otp, None, enabled_features, loader_only)
     if isinstance(source, BeamModule):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import NamedTuple
 
-from . import terms
-from .errors import FormatError, LimitError, TruncatedError
-from .reader import Reader
+from beaminspect import terms
+from beaminspect.errors import FormatError, LimitError, TruncatedError
+from beaminspect.format.reader import Reader
 
 #: The largest inflated literal table accepted (the loader allocates what LitT claims).
 MAX_LITERAL_TABLE = 64 * 1024 * 1024

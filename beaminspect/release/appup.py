@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .erlterms import as_text, dump_terms
-from .terms import Atom
+from beaminspect.terms.source import as_text, dump_terms
+from beaminspect.terms import Atom
 
 __all__ = ["KINDS", "Instruction", "parse_instructions", "version_matches", "check_appups",
            "suggest_appups", "suggest_appup_text"]
@@ -187,7 +187,7 @@ def module_needs(ch) -> dict:
 def check_appups(report) -> list:
     """Findings about the new release's appup files (GateFinding objects with the default
     severities; the caller applies the policy)."""
-    from .gate import GateFinding
+    from beaminspect.release.gate import GateFinding
     out: list = []
 
     def add(kind, app, message, location, module=None, function=None):
@@ -196,7 +196,7 @@ def check_appups(report) -> list:
     old, new = report.old, report.new
     for name, info in sorted(new.apps.items()):
         if info.appup_error is not None:
-            from .errors import format_error
+            from beaminspect.errors import format_error
             add("appup_malformed", name, format_error(info.appup_error), info.appup_path)
     for name, info in sorted(new.apps.items()):
         prev = old.apps.get(name)
@@ -329,7 +329,7 @@ def _facts(report, mod):
     src = report.new.modules.get(mod)
     if src is None:
         return None
-    from .gate import _import_facts
+    from beaminspect.release.gate import _import_facts
     f = _import_facts(src, mod)
     if f is not None:
         report.facts_new[mod] = f

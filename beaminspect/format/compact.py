@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .errors import FormatError, LimitError, TruncatedError
+from beaminspect.errors import FormatError, LimitError, TruncatedError
 
 __all__ = [
     "Operand", "decode_operand", "decode_operands",
@@ -104,7 +104,7 @@ def _build_two_byte() -> tuple:
 
 
 #: First byte -> ready Operand for the one-byte forms of the basic tags, else None.
-#: Public for decoders that inline the fast path (see :mod:`beaminspect.disasm`).
+#: Public for decoders that inline the fast path (see :mod:`beaminspect.code.disasm`).
 ONE_BYTE = _ONE = _build_one_byte()
 #: ``(first byte << 8) | second byte`` -> ready Operand for the two-byte forms of the
 #: basic tags, else None (consult only when ``first byte & 0x18 == 0x08``).

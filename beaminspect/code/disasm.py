@@ -3,10 +3,10 @@
 The disassembler is a pipeline in one pass over the code:
 
 1. raw decode: opcode byte, then ``arity`` compact-term operands
-   (:func:`beaminspect.compact.decode_operands`; the trailing ``list`` operand of the
+   (:func:`beaminspect.format.compact.decode_operands`; the trailing ``list`` operand of the
    variable-length instructions -- ``select_val``, ``put_map_assoc``, ``bs_create_bin``,
    ``bs_match``, ``update_record``... -- is decoded in full by it);
-2. name resolution: each raw :class:`~beaminspect.compact.Operand` becomes a value
+2. name resolution: each raw :class:`~beaminspect.format.compact.Operand` becomes a value
    (:class:`Reg`, :class:`Label`, ``Atom``, :class:`ExtFunc`, :class:`Literal`, ...);
 3. grouping into :class:`Function` records the way OTP's ``beam_disasm`` groups them:
    the labels (and ``line`` instructions) just before a ``func_info`` belong to the
@@ -56,11 +56,11 @@ import gc
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
-from .compact import ONE_BYTE, TWO_BYTE, Operand, decode_operands
-from .compact import decode_long as _decode_long
-from .errors import BeamError, FormatError, TruncatedError
-from .opcodes import ARITIES, NAMES
-from .terms import Atom, format_term
+from beaminspect.format.compact import ONE_BYTE, TWO_BYTE, Operand, decode_operands
+from beaminspect.format.compact import decode_long as _decode_long
+from beaminspect.errors import BeamError, FormatError, TruncatedError
+from beaminspect.format.opcodes import ARITIES, NAMES
+from beaminspect.terms import Atom, format_term
 
 __all__ = [
     "Label", "Reg", "ExtFunc", "LocalFunc", "FunRef", "Literal", "Loc",
@@ -83,7 +83,7 @@ class Label(NamedTuple):
 
 class Reg(NamedTuple):
     """A register: kind ``'x'``, ``'y'`` or ``'fr'``; ``type`` is the Type chunk entry
-    (a :class:`~beaminspect.chunks.BeamType`) for a typed register, else None."""
+    (a :class:`~beaminspect.format.chunks.BeamType`) for a typed register, else None."""
 
     kind: str
     index: int
@@ -272,7 +272,7 @@ _IMPORT, _FUN, _LOCAL, _LINE, _STR, _STR_BITS, _BS_CREATE = range(7)
 
 
 def _special_table() -> tuple:
-    from .opcodes import BY_NAME
+    from beaminspect.format.opcodes import BY_NAME
     kinds = {
         "call": (None, _LOCAL),
         "call_last": (None, _LOCAL, None),

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .disasm import ExtFunc, FunRef, Function, Label, Literal, LocalFunc, Loc, Reg
-from .module import BeamModule
-from .terms import Atom, exact_key
+from beaminspect.code.disasm import ExtFunc, FunRef, Function, Label, Literal, LocalFunc, Loc, Reg
+from beaminspect.module import BeamModule
+from beaminspect.terms import Atom, exact_key
 
 STATUSES = ("added", "removed", "changed", "line_only", "unchanged")
 
@@ -90,7 +90,7 @@ class LabelChange:
 @dataclass(frozen=True)
 class ModuleDiff:
     """Everything that differs between two versions of a module (findings are added by
-    :mod:`beaminspect.hotload`)."""
+    :mod:`beaminspect.analysis.hotload`)."""
 
     module: str
     old_file: str

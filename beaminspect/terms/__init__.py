@@ -84,7 +84,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 from typing import Any
 
-from .errors import FormatError, LimitError, TruncatedError, UnsupportedError
+from beaminspect.errors import FormatError, LimitError, TruncatedError, UnsupportedError
 
 __all__ = [
     "Atom", "ImproperList", "BitBinary", "Map", "Pid", "Port", "Reference", "ExportFun",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import BeamError, FormatError, TruncatedError
+from beaminspect.errors import BeamError, FormatError, TruncatedError
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")

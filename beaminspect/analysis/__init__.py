@@ -1,0 +1,1 @@
+"""Comparing two versions of a module: the diff, the hot-load model and its findings."""

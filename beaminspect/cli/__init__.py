@@ -1,0 +1,1 @@
+"""The ``beaminspect`` command line, a thin consumer of the library."""

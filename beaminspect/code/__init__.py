@@ -1,0 +1,1 @@
+"""Disassembly: the Code chunk decoded into functions and instructions."""

@@ -1,0 +1,1 @@
+"""``check``: what a given OTP release's loader refuses."""

@@ -1,0 +1,1 @@
+"""Releases: archives and layouts, the release gate, appups and policy."""
