@@ -3,19 +3,22 @@
 For every pair under samples/pairs/, the harness (tests/vm/hotload.escript) loads v1,
 starts the scenario's processes and funs, loads v2, purges, and reports what happened.
 The test asserts, both ways, that the static prediction matches: every predicted kill,
-badfun and undef happens, and nothing the VM did went unpredicted.
+badfun and undef happens, and nothing the VM did went unpredicted.  It runs on every
+release tests/otp.py can start: OTP 25 on the host, OTP 27 and 29 in their roots (the
+pairs' beams, built by OTP 25's compiler, load on all three).
 """
 
 import pytest
 
 import beaminspect
 from beaminspect.analysis.hotload import analyse
-from otp import needs_erl
+from otp import needs_erl, require_otp
 from vm.observe import observe, pair_beams, pair_names
 
 pytestmark = [needs_erl, pytest.mark.otp]
 
 PAIRS = pair_names()
+RELEASES = (25, 27, 29)
 
 
 def predict_proc(report, label: str, nudge) -> bool:
@@ -49,11 +52,11 @@ def predict_undef(report, label: str) -> bool:
     return label in report.diff.exports_removed
 
 
-def compare(name: str):
+def compare(name: str, release: int = 25):
     v1, v2 = pair_beams(name)
     old = beaminspect.load(v1)
     report = analyse(old, beaminspect.load(v2))
-    records = observe(v1, v2)
+    records = observe(v1, v2, release=require_otp(release))
     load_ok = next(r for r in records if r["kind"] == "load" and r["version"] == "v2")["result"] == "ok"
     rows = []  # (what, label, predicted, observed)
     for r in records:
@@ -72,9 +75,10 @@ def compare(name: str):
     return report, load_ok, rows
 
 
+@pytest.mark.parametrize("release", RELEASES, ids=lambda r: f"otp{r}")
 @pytest.mark.parametrize("name", PAIRS)
-def test_prediction_matches_the_vm(name):
-    report, load_ok, rows = compare(name)
+def test_prediction_matches_the_vm(name, release):
+    report, load_ok, rows = compare(name, release)
     assert rows, f"{name}: the scenario observed nothing"
     wrong = [r for r in rows if r[2] != r[3]]
     assert not wrong, f"{name}: (what, label, predicted, observed) disagree: {wrong}"

@@ -67,21 +67,35 @@ def escript_available() -> bool:
     return shutil.which("escript") is not None
 
 
-def observe(v1_path: str | os.PathLike, v2_path: str | os.PathLike) -> list[dict]:
-    """Load v1, run its scenario, load v2, purge, and return what happened."""
-    escript = shutil.which("escript")
-    if escript is None:
-        raise HarnessError("escript not found: Erlang/OTP is not installed")
-    cmd = [escript, str(HARNESS), os.fspath(v1_path), os.fspath(v2_path)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, cwd=REPO)
-    except subprocess.TimeoutExpired as exc:
-        raise HarnessError(f"harness timed out after {TIMEOUT} s: {cmd}") from exc
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise HarnessError(f"harness exited with {proc.returncode}: {cmd}\n{stderr}")
+def observe(v1_path: str | os.PathLike, v2_path: str | os.PathLike,
+            release=None) -> list[dict]:
+    """Load v1, run its scenario, load v2, purge, and return what happened.
+
+    ``release`` (a ``tests/otp.py`` Release) runs the harness in that OTP release;
+    by default it runs on the host's ``escript``."""
+    if release is not None and not release.on_host:
+        cmd = ["escript", str(HARNESS), os.fspath(v1_path), os.fspath(v2_path)]
+        try:
+            done = release.run_escript(str(HARNESS), os.fspath(v1_path),
+                                       os.fspath(v2_path), timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            raise HarnessError(f"harness timed out after {TIMEOUT} s: {cmd}") from exc
+        returncode, stdout, stderr = done.returncode, done.stdout.encode(), done.stderr
+    else:
+        escript = shutil.which("escript")
+        if escript is None:
+            raise HarnessError("escript not found: Erlang/OTP is not installed")
+        cmd = [escript, str(HARNESS), os.fspath(v1_path), os.fspath(v2_path)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, cwd=REPO)
+        except subprocess.TimeoutExpired as exc:
+            raise HarnessError(f"harness timed out after {TIMEOUT} s: {cmd}") from exc
+        returncode, stdout = proc.returncode, proc.stdout
+        stderr = proc.stderr.decode("utf-8", "replace")
+    if returncode != 0:
+        raise HarnessError(f"harness exited with {returncode}: {cmd}\n{stderr}")
     records = []
-    for n, raw in enumerate(proc.stdout.decode("ascii").splitlines(), 1):
+    for n, raw in enumerate(stdout.decode("ascii").splitlines(), 1):
         if not raw.strip():
             continue
         try:
