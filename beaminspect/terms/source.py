@@ -32,7 +32,7 @@ import struct
 import sys
 
 from beaminspect.errors import BeamError, FormatError, LimitError, UnsupportedError
-from beaminspect.terms import Atom, BitBinary, ImproperList, Map
+from beaminspect.terms.types import Atom, BitBinary, ImproperList, Map
 
 __all__ = [
     "parse_terms", "parse_bytes", "parse_file", "as_text", "dump_terms", "dump_term",
