@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 import beaminspect
 from beaminspect.cli.app import app
 from beaminspect.analysis.diff import diff_modules
-from beaminspect.analysis.hotload import KINDS, analyse
+from beaminspect.analysis.findings import KINDS
+from beaminspect.analysis.hotload import analyse
 from corpus import SAMPLES
 from otp import OTP_BEAMS, needs_erl
 

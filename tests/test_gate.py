@@ -11,7 +11,8 @@ import pytest
 import beaminspect.module
 from beaminspect.cli.app import main
 from beaminspect.cli.commands import Progress as _Progress
-from beaminspect.release.gate import KINDS, compare_releases
+from beaminspect.analysis.findings import DEFAULTS as KINDS
+from beaminspect.release.gate import compare_releases
 from beaminspect.analysis.hotload import analyse
 from beaminspect.module import load
 from beaminspect.release.policy import Policy

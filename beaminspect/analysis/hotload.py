@@ -25,26 +25,10 @@ from beaminspect.code.disasm import ExtFunc, LocalFunc
 from beaminspect.errors import BeamError
 from beaminspect.module import BeamModule
 from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE
+from beaminspect.analysis.findings import Finding, effective_severity, exceeds, worst
 
-SEVERITIES = ("info", "warning", "error")
-
-#: Finding kinds, their default severity and what they mean (the README's table).
-KINDS = {
-    "purge_kills_local_loop": ("error", "a receive loop closed by local calls: the purge kills its processes"),
-    "purge_kills_idle_external_loop": ("warning", "a loop re-entered through an external call: processes that get no message between load and purge are killed"),
-    "purge_kills_blocked_call": ("warning", "a non-tail blocking call: processes waiting in it at the purge are killed"),
-    "stale_code_in_loop": ("warning", "a changed function reached only by local calls from a long-running loop keeps running old code"),
-    "export_removed": ("error", "an export was removed or its arity changed: external callers get undef"),
-    "fun_invalidated": ("warning", "funs created by the old code raise badfun after the purge"),
-    "state_change_without_code_change": ("error", "the state shape of a behaviour module changed and no code_change is exported"),
-    "callbacks_changed_without_code_change": ("warning", "init or callbacks of a behaviour module changed (no debug info to compare records) and no code_change is exported"),
-    "vsn_not_bumped": ("warning", "code_change is exported but the hand-set -vsn did not change"),
-    "on_load_changed": ("warning", "the on_load function was added, changed or removed"),
-    "nif_changed": ("error", "a NIF module changed: a NIF library without an upgrade callback cannot be loaded twice"),
-    "opcode_too_new": ("error", "the new file uses opcodes the running release's loader does not know"),
-    "module_name_differs": ("error", "the two files define different modules"),
-    "reload_not_needed": ("info", "the MD5 is unchanged: loading would not change the running code"),
-}
+__all__ = ["HotLoadReport", "analyse", "record_shapes", "state_changed", "GEN_BEHAVIOURS",
+           "GEN_CALLBACKS", "BLOCKING_CALLS", "max_severity_at_least"]
 
 #: External calls that block the calling process until something else happens.
 BLOCKING_CALLS = frozenset({
@@ -73,18 +57,6 @@ _LAMBDA_NAME = re.compile(r"^-(.+)/(\d+)-(?:fun|lc|lbc|blc)?-?\d+-$")
 
 
 @dataclass(frozen=True)
-class Finding:
-    kind: str
-    severity: str
-    function: str | None
-    message: str
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "severity": self.severity, "function": self.function,
-                "message": self.message}
-
-
-@dataclass(frozen=True)
 class HotLoadReport:
     """A module diff and the findings predicted for loading ``new`` over ``old``."""
 
@@ -97,9 +69,11 @@ class HotLoadReport:
     mixed_loops: frozenset[str] = frozenset()
 
     def worst(self) -> str | None:
-        if not self.findings:
-            return None
-        return max((f.severity for f in self.findings), key=SEVERITIES.index)
+        return worst(self.findings)
+
+    def failed(self, threshold: str) -> bool:
+        """Does a finding reach ``threshold`` (info, warning, error or never)?"""
+        return exceeds(self.findings, threshold)
 
 
 # ---------------------------------------------------------------------------
@@ -198,7 +172,14 @@ def _otp_release_of(m: BeamModule) -> int | None:
     return None
 
 
-def _records(m: BeamModule) -> dict | None:
+#: Behaviours whose processes keep a state that code_change converts.
+GEN_BEHAVIOURS = frozenset({"gen_server", "gen_statem", "gen_event"})
+#: Callbacks whose change may mean a change of state (when records cannot be compared).
+GEN_CALLBACKS = frozenset({"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
+                           "handle_event/4", "handle_event/2", "callback_mode/0"})
+
+
+def record_shapes(m: BeamModule) -> dict | None:
     """Record shapes (field names in order) from the debug info, or None without it."""
     try:
         forms = m.abstract_code
@@ -237,14 +218,10 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
     compiler built ``old``).  ``severities``: overrides of the default severity per kind.
     """
     d = diff_modules(old, new)
-    sev = {k: v[0] for k, v in KINDS.items()}
-    if severities:
-        sev.update(severities)
     out: list[Finding] = []
 
     def add(kind, function, message, severity=None):
-        s = severity if severity is not None and kind not in (severities or {}) else \
-            sev.get(kind, "warning")
+        s = effective_severity(kind, severity, severities)
         if s != "off":
             out.append(Finding(kind, s, function, message))
 
@@ -346,11 +323,11 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                 "purged (the module MD5 changed); use fun M:F/A for funs that outlive a load")
 
     behaviours = set(new.behaviours) | set(old.behaviours)
-    gen = behaviours & {"gen_server", "gen_statem", "gen_event"}
+    gen = behaviours & GEN_BEHAVIOURS
     if gen and d.reload_needed:
         cc_arity = 4 if "gen_statem" in gen else 3
         has_cc = any(e.name == "code_change" and e.arity == cc_arity for e in new.exports)
-        ro, rn = _records(old), _records(new)
+        ro, rn = record_shapes(old), record_shapes(new)
         if ro is not None and rn is not None:
             changed_recs = sorted(k for k in set(ro) | set(rn) if ro.get(k) != rn.get(k))
             if changed_recs and not has_cc:
@@ -359,9 +336,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                     f"{'/'.join(sorted(gen))} module without an exported code_change/{cc_arity}: "
                     "running processes keep their old state shape")
         else:
-            cbs = {"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
-                   "handle_event/4", "handle_event/2", "callback_mode/0"}
-            touched = sorted(cbs & changed)
+            touched = sorted(GEN_CALLBACKS & changed)
             if touched and not has_cc:
                 add("callbacks_changed_without_code_change", None,
                     f"{', '.join(touched)} changed in a {'/'.join(sorted(gen))} module with no "
@@ -399,6 +374,19 @@ def _fa(v) -> str:
     return "none" if not v else f"{v[0]}/{v[1]}"
 
 
+def state_changed(old: BeamModule, new: BeamModule, report: HotLoadReport) -> bool:
+    """Did the state of a gen_server/gen_statem/gen_event module change shape?  Records
+    from the debug info when both files have it, else changed callbacks."""
+    if not (set(old.behaviours) | set(new.behaviours)) & GEN_BEHAVIOURS:
+        return False
+    if not report.diff.reload_needed:
+        return False
+    ro, rn = record_shapes(old), record_shapes(new)
+    if ro is not None and rn is not None:
+        return ro != rn
+    return bool(GEN_CALLBACKS & report.diff.changed_functions)
+
+
 def max_severity_at_least(report: HotLoadReport, threshold: str) -> bool:
-    t = SEVERITIES.index(threshold)
-    return any(SEVERITIES.index(f.severity) >= t for f in report.findings)
+    """Does a finding of ``report`` reach ``threshold``?  (:meth:`HotLoadReport.failed`.)"""
+    return report.failed(threshold)

@@ -16,24 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from beaminspect.analysis.findings import KINDS, Finding
+from beaminspect.errors import format_error
+from beaminspect.release.facts import read_facts
 from beaminspect.terms.source import as_text, dump_terms
 from beaminspect.terms import Atom
 
-__all__ = ["KINDS", "Instruction", "parse_instructions", "version_matches", "check_appups",
+__all__ = ["Instruction", "parse_instructions", "version_matches", "check_appups",
            "suggest_appups", "suggest_appup_text"]
-
-KINDS = {
-    "appup_malformed": ("error", "an .appup file cannot be read or is not {Vsn, Up, Down}"),
-    "appup_missing": ("error", "an application's version changed and it has no .appup file"),
-    "appup_wrong_vsn": ("error", "the .appup's version is not the application's new version"),
-    "appup_no_upfrom": ("error", "no UpFrom entry of the .appup matches the old version"),
-    "appup_no_downto": ("error", "no DownTo entry of the .appup matches the old version"),
-    "appup_missing_module": ("error", "a changed, added or removed module has no instruction in the .appup"),
-    "appup_unknown_module": ("warning", "an .appup instruction names a module the application does not have"),
-    "appup_advanced_without_code_change": ("error", "{update, M, {advanced, _}} for a module that does not export code_change"),
-    "appup_brutal_purge_kills": ("warning", "load_module with brutal_purge for a module whose purge kills processes"),
-    "appup_update_needed": ("error", "a behaviour module whose state changed is only reloaded: it needs {update, M, {advanced, Extra}}"),
-}
 
 PURGE_KILLS = ("purge_kills_local_loop", "purge_kills_idle_external_loop",
                "purge_kills_blocked_call")
@@ -185,18 +175,17 @@ def module_needs(ch) -> dict:
 
 
 def check_appups(report) -> list:
-    """Findings about the new release's appup files (GateFinding objects with the default
-    severities; the caller applies the policy)."""
-    from beaminspect.release.gate import GateFinding
+    """Findings about the new release's appup files (with the default severities; the
+    caller applies the policy)."""
     out: list = []
 
     def add(kind, app, message, location, module=None, function=None):
-        out.append(GateFinding(kind, KINDS[kind][0], module, function, message, location, app))
+        out.append(Finding(kind, KINDS[kind].severity, function, message, module, location,
+                           app))
 
     old, new = report.old, report.new
     for name, info in sorted(new.apps.items()):
         if info.appup_error is not None:
-            from beaminspect.errors import format_error
             add("appup_malformed", name, format_error(info.appup_error), info.appup_path)
     for name, info in sorted(new.apps.items()):
         prev = old.apps.get(name)
@@ -329,8 +318,7 @@ def _facts(report, mod):
     src = report.new.modules.get(mod)
     if src is None:
         return None
-    from beaminspect.release.gate import _import_facts
-    f = _import_facts(src, mod)
+    f = read_facts(src)
     if f is not None:
         report.facts_new[mod] = f
     return f

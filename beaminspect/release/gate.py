@@ -22,25 +22,15 @@ from typing import Callable
 
 from beaminspect import module as _module
 from beaminspect.errors import BeamError, format_error
-from beaminspect.analysis.hotload import KINDS as HOTLOAD_KINDS, SEVERITIES, HotLoadReport, analyse
+from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective_severity,
+                                           exceeds, worst)
+from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
+from beaminspect.release.appup import check_appups
+from beaminspect.release.facts import ModuleFacts, module_facts, read_facts
 from beaminspect.release.policy import Policy
 from beaminspect.release.layout import Release, open_release
 
-__all__ = ["KINDS", "GateFinding", "ModuleChange", "ModuleFacts", "GateReport",
-           "compare_releases", "severity_at_least"]
-
-#: Finding kinds of the release comparison, their default severity and meaning.
-KINDS = {
-    "undef_after_upgrade": ("error", "a call to a function that the new release does not export (or to a removed module)"),
-    "export_removed_still_called": ("error", "an export removed by a changed module is still called by another module of the new release"),
-    "load_order": ("warning", "a new call into a module changed in the same upgrade: load the callee first (DepMods)"),
-    "module_moved_app": ("warning", "a module moved to another application"),
-    "duplicate_module": ("error", "the same module name twice in a release"),
-    "unreadable_module": ("error", "a .beam file of the release could not be read"),
-    "module_file_mismatch": ("error", "a .beam file defines a module other than its file name says"),
-    "app_vsn_not_bumped": ("warning", "modules of an application changed but its version did not: release_handler will not upgrade it"),
-    "release_warning": ("info", "the release reader noticed something unusual (see the message)"),
-}
+__all__ = ["ModuleChange", "ModuleFacts", "GateReport", "compare_releases"]
 
 #: Modules that are never part of a release under check (BIFs and the runtime).
 ALWAYS_EXTERNAL = frozenset({"erlang", "erts_internal", "init", "prim_file", "prim_inet",
@@ -48,39 +38,6 @@ ALWAYS_EXTERNAL = frozenset({"erlang", "erts_internal", "init", "prim_file", "pr
                              "persistent_term", "erts_code_purger", "erl_tracer"})
 
 STATUS_ORDER = ("added", "removed", "changed", "unchanged")
-
-
-@dataclass(frozen=True)
-class GateFinding:
-    """A finding of the release comparison.  ``function`` is ``mod:fun/arity`` for
-    findings about one function; ``location`` is the file to point at (a beam or an
-    appup), ``app`` the application concerned."""
-
-    kind: str
-    severity: str
-    module: str | None
-    function: str | None
-    message: str
-    location: str | None = None
-    app: str | None = None
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "severity": self.severity, "module": self.module,
-                "function": self.function, "message": self.message,
-                "location": self.location, "app": self.app}
-
-
-@dataclass(frozen=True)
-class ModuleFacts:
-    """What the cross-module checks need to know of one module version."""
-
-    name: str
-    exports: frozenset           # "f/a"
-    imports: tuple               # (module, function, arity)
-    behaviours: tuple = ()
-
-    def exports_fa(self, fa: str) -> bool:
-        return fa in self.exports
 
 
 @dataclass(frozen=True)
@@ -110,7 +67,7 @@ class GateReport:
     old: Release
     new: Release
     modules: dict                       # name -> ModuleChange, sorted by name
-    findings: list                      # GateFinding, sorted
+    findings: list                      # Finding, sorted
     dep_mods: dict                      # module -> sorted list of modules to load first
     facts_new: dict = field(default_factory=dict, repr=False)
     facts_old: dict = field(default_factory=dict, repr=False)
@@ -132,12 +89,11 @@ class GateReport:
         return out
 
     def worst(self) -> str | None:
-        if not self.findings:
-            return None
-        return max((f.severity for f in self.findings), key=SEVERITIES.index)
+        return worst(self.findings)
 
     def failed(self, fail_on: str) -> bool:
-        return severity_at_least(self.findings, fail_on)
+        """Does a finding reach ``fail_on`` (info, warning, error or never)?"""
+        return exceeds(self.findings, fail_on)
 
     def app_versions(self) -> list[tuple[str, str | None, str | None]]:
         names = sorted(set(self.old.apps) | set(self.new.apps))
@@ -145,21 +101,8 @@ class GateReport:
                  self.new.apps[n].vsn if n in self.new.apps else None) for n in names]
 
 
-def severity_at_least(findings, fail_on: str) -> bool:
-    if fail_on == "never":
-        return False
-    t = SEVERITIES.index(fail_on)
-    return any(SEVERITIES.index(f.severity) >= t for f in findings)
-
-
 # ---------------------------------------------------------------------------
 # Per-module work (runs in worker processes when there are many changed modules)
-
-
-def _facts_of(m) -> ModuleFacts:
-    return ModuleFacts(m.name, frozenset(e.mfa for e in m.exports),
-                       tuple((i.module, i.function, i.arity) for i in m.imports),
-                       tuple(m.behaviours))
 
 
 def _loadable(m):
@@ -185,32 +128,13 @@ def _analyse_job(item, running_otp, severities):
     except BeamError as e:
         return ("error", "new", new_path, format_error(e))
     if a.md5 == b.md5 and a.name == b.name:
-        return ("same", _facts_of(a), _facts_of(b))
+        return ("same", module_facts(a), module_facts(b))
     try:
         report = analyse(a, b, running_otp=running_otp, severities=severities)
-        state = _state_changed(a, b, report)
+        state = state_changed(a, b, report)
     except BeamError as e:
         return ("error", "new", new_path, format_error(e))
-    return ("ok", report, _facts_of(a), _facts_of(b), state)
-
-
-_CALLBACKS = frozenset({"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
-                        "handle_event/4", "handle_event/2", "callback_mode/0"})
-
-
-def _state_changed(a, b, report: HotLoadReport) -> bool:
-    """Did the state of a gen_server/gen_statem/gen_event module change shape?  Records
-    from the debug info when both files have it, else changed callbacks."""
-    from beaminspect.analysis.hotload import _records
-    if not (set(a.behaviours) | set(b.behaviours)) & {"gen_server", "gen_statem",
-                                                      "gen_event"}:
-        return False
-    if not report.diff.reload_needed:
-        return False
-    ro, rn = _records(a), _records(b)
-    if ro is not None and rn is not None:
-        return ro != rn
-    return bool(_CALLBACKS & report.diff.changed_functions)
+    return ("ok", report, module_facts(a), module_facts(b), state)
 
 
 #: Changed modules adding up to this many bytes are worth a second process even when
@@ -242,21 +166,14 @@ def _run_jobs(items, running_otp, severities, jobs):
 class _Findings:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.items: list[GateFinding] = []
-        self.defaults = {k: v[0] for k, v in HOTLOAD_KINDS.items()}
-        self.defaults.update({k: v[0] for k, v in KINDS.items()})
-        from beaminspect.release.appup import KINDS as APPUP_KINDS
-        self.defaults.update({k: v[0] for k, v in APPUP_KINDS.items()})
+        self.items: list[Finding] = []
 
     def add(self, kind, module, function, message, *, location=None, app=None,
             severity=None):
-        if kind in self.policy.severities:
-            sev = self.policy.severities[kind]
-        else:
-            sev = severity or self.defaults.get(kind, "warning")
+        sev = effective_severity(kind, severity, self.policy.severities)
         if sev == "off":
             return
-        self.items.append(GateFinding(kind, sev, module, function, message, location, app))
+        self.items.append(Finding(kind, sev, function, message, module, location, app))
 
 
 def compare_releases(old_path, new_path, *, policy: Policy | None = None,
@@ -320,7 +237,8 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
         if progress is not None and done % 64 == 0:
             progress(done, total)
 
-    severities = {k: v for k, v in policy.severities.items() if k in HOTLOAD_KINDS}
+    severities = {k: v for k, v in policy.severities.items() 
+                  if k in KINDS and KINDS[k].scope == "module"}
     items = []
     for name, o, n in pending:
         try:
@@ -361,7 +279,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     for name, ch in changes.items():
         if ch.status == "added":
             try:
-                facts_new[name] = _facts_of(_module.load(new.modules[name].read(),
+                facts_new[name] = module_facts(_module.load(new.modules[name].read(),
                                                          file=ch.new_path))
             except BeamError as e:
                 changes[name] = ModuleChange(name, "added", new_app=ch.new_app,
@@ -387,7 +305,6 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
                         dep_mods, facts_new, facts_old, policy)
-    from beaminspect.release.appup import check_appups
     for f in check_appups(report):
         out.add(f.kind, f.module, f.function, f.message, location=f.location, app=f.app,
                 severity=f.severity)
@@ -395,7 +312,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     return report
 
 
-def _finding_order(f: GateFinding):
+def _finding_order(f: Finding):
     return (-SEVERITIES.index(f.severity), f.module or "", f.kind, f.function or "", f.message)
 
 
@@ -408,14 +325,6 @@ def _external_modules(old: Release, new: Release, policy: Policy) -> set:
             if app is not None:
                 ext.update(app.modules)
     return ext
-
-
-def _import_facts(src, name: str) -> ModuleFacts | None:
-    """Imports and exports of an unchanged module (read only when needed)."""
-    try:
-        return _facts_of(_module.load(src.read(), file=src.path))
-    except BeamError:
-        return None
 
 
 def _atom_text(data: bytes) -> bytes | None:
@@ -455,7 +364,7 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
     def exports_of(mod: str) -> frozenset | None:
         f = facts_new.get(mod)
         if f is None and mod in new.modules and changes[mod].error is None:
-            f = _import_facts(new.modules[mod], mod)
+            f = read_facts(new.modules[mod])
             if f is not None:
                 facts_new[mod] = f
         return f.exports if f is not None else None
@@ -511,7 +420,7 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
             src = new.modules[caller]
             if not _mentions(src, encoded, atom_text):
                 continue
-            f = facts_new.get(caller) or _import_facts(src, caller)
+            f = facts_new.get(caller) or read_facts(src)
             if f is None:
                 continue
             facts_new[caller] = f

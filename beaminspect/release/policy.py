@@ -11,7 +11,9 @@ keys at top level::
     load_order = "info"
     appup_missing = "off"
 
-Unknown keys, kinds or severities raise :class:`PolicyError` naming the key.
+Unknown keys, kinds or severities raise :class:`PolicyError` naming the key.  The kinds
+are those of the registry, :mod:`beaminspect.analysis.findings` (``beaminspect kinds``
+lists them).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from beaminspect.analysis.findings import DEFAULTS, FAIL_ON_VALUES, KINDS, SEVERITY_VALUES
+
 __all__ = ["Policy", "PolicyError", "load_policy", "parse_policy", "find_pyproject",
            "SEVERITY_VALUES", "FAIL_ON_VALUES", "known_kinds"]
 
-SEVERITY_VALUES = ("info", "warning", "error", "off")
-FAIL_ON_VALUES = ("info", "warning", "error", "never")
 TOP_KEYS = ("severity", "fail_on", "external")
 
 
@@ -54,14 +56,9 @@ class Policy:
 
 
 def known_kinds() -> dict:
-    """Every finding kind the gate can report -> (default severity, meaning)."""
-    from beaminspect.release.appup import KINDS as APPUP_KINDS
-    from beaminspect.release.gate import KINDS as GATE_KINDS
-    from beaminspect.analysis.hotload import KINDS as HOTLOAD_KINDS
-    out = dict(HOTLOAD_KINDS)
-    out.update(GATE_KINDS)
-    out.update(APPUP_KINDS)
-    return out
+    """Every finding kind a policy can name -> (default severity, summary), from the
+    registry."""
+    return dict(DEFAULTS)
 
 
 def parse_policy(data: dict, *, source: str | None = None, prefix: str = "") -> Policy:
@@ -77,11 +74,10 @@ def parse_policy(data: dict, *, source: str | None = None, prefix: str = "") -> 
     if not isinstance(sev_table, dict):
         raise PolicyError(f"{prefix}severity must be a table of kind = severity",
                           source=source, key=prefix + "severity")
-    kinds = known_kinds()
     severities = {}
     for kind, value in sev_table.items():
         key = f"{prefix}severity.{kind}"
-        if kind not in kinds:
+        if kind not in KINDS:
             raise PolicyError(f"unknown finding kind {kind!r} in {key}", source=source, key=key)
         if value not in SEVERITY_VALUES:
             raise PolicyError(f"{key} = {value!r}: the severity must be one of "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from beaminspect.analysis.findings import MODULE_FIELDS
 from beaminspect.terms import to_json
 
 #: Version of the JSON schema below; bumped on any incompatible change.
@@ -36,7 +37,7 @@ def report_dict(report) -> dict:
         "literals": dict(d.literals),
         "strings_changed": d.strings_changed,
         "chunks_changed": list(d.chunks_changed),
-        "findings": [f.to_dict() for f in report.findings],
+        "findings": [f.to_dict(MODULE_FIELDS) for f in report.findings],
     }
 
 

@@ -5,6 +5,7 @@ comment, and SARIF 2.1.0 for code-scanning tools."""
 from __future__ import annotations
 
 from beaminspect._version import __version__
+from beaminspect.analysis.findings import KINDS, Kind
 
 #: Version of the JSON document; bumped on any incompatible change.
 SCHEMA_VERSION = 1
@@ -157,17 +158,11 @@ def render_markdown(report, fail_on: str = "error") -> str:
 
 
 def render_sarif(report) -> dict:
-    """A SARIF 2.1.0 log with one run; rules are the finding kinds that occur."""
-    from beaminspect.release.policy import known_kinds
-    kinds = known_kinds()
+    """A SARIF 2.1.0 log with one run; rules are the finding kinds that occur, described
+    from the registry."""
     used = sorted({f.kind for f in report.findings})
     rule_index = {k: i for i, k in enumerate(used)}
-    rules = [{
-        "id": k,
-        "name": "".join(p.capitalize() for p in k.split("_")),
-        "shortDescription": {"text": kinds.get(k, ("warning", k))[1]},
-        "defaultConfiguration": {"level": SARIF_LEVELS[kinds[k][0]] if k in kinds else "warning"},
-    } for k in used]
+    rules = [sarif_rule(KINDS[k]) for k in used]
     results = []
     for f in report.findings:
         r = {
@@ -191,6 +186,22 @@ def render_sarif(report) -> dict:
                                 "rules": rules}},
             "results": results,
         }],
+    }
+
+
+def sarif_rule(kind: Kind) -> dict:
+    """The SARIF ``reportingDescriptor`` of a finding kind, from the registry."""
+    return {
+        "id": kind.name,
+        "name": "".join(p.capitalize() for p in kind.name.split("_")),
+        "shortDescription": {"text": kind.summary},
+        "fullDescription": {"text": kind.explanation},
+        "defaultConfiguration": {"level": SARIF_LEVELS[kind.severity]},
+        "help": {
+            "text": f"{kind.explanation}\n\nHow to fix: {kind.fix}",
+            "markdown": (f"**{kind.name}** (default severity: {kind.severity})\n\n"
+                         f"{kind.explanation}\n\n**How to fix:** {kind.fix}"),
+        },
     }
 
 

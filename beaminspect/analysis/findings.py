@@ -1,0 +1,340 @@
+"""Findings: the one record type, the registry of every kind, and severities.
+
+A :class:`Finding` is what the hot-load analysis (:mod:`beaminspect.analysis.hotload`),
+the release comparison (:mod:`beaminspect.release.gate`) and the appup checks
+(:mod:`beaminspect.release.appup`) report.  :data:`REGISTRY` declares every kind once:
+its name, default severity, a one-line summary, a paragraph explaining it and how to
+resolve it.  The README's table, ``beaminspect kinds`` and the SARIF rules are
+generated from it; a policy may only name kinds listed here.
+
+Severities are ordered ``info < warning < error``; a policy can change the severity of
+a kind (or turn it ``off``) with :func:`effective_severity`, and a report fails a
+threshold by :func:`exceeds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SEVERITIES", "SEVERITY_VALUES", "FAIL_ON_VALUES", "SCOPES", "Kind", "REGISTRY",
+           "KINDS", "DEFAULTS", "Finding", "MODULE_FIELDS", "RELEASE_FIELDS", "effective_severity",
+           "exceeds", "worst", "severity_rank"]
+
+#: Severities, lowest first.
+SEVERITIES = ("info", "warning", "error")
+#: What a policy may set a kind to.
+SEVERITY_VALUES = SEVERITIES + ("off",)
+#: Failure thresholds (``never``: no finding fails).
+FAIL_ON_VALUES = SEVERITIES + ("never",)
+#: Where a kind is found: one module's hot load, the release comparison, the appups.
+SCOPES = ("module", "release", "appup")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One finding kind: ``summary`` is one line, ``explanation`` says what happens and
+    why, ``fix`` how to resolve it."""
+
+    name: str
+    severity: str
+    scope: str
+    summary: str
+    explanation: str
+    fix: str
+
+
+def _k(name, severity, scope, summary, explanation, fix) -> Kind:
+    return Kind(name, severity, scope, summary, " ".join(explanation.split()),
+                " ".join(fix.split()))
+
+
+#: Every finding kind, in documentation order (module, release, appup).
+REGISTRY: tuple[Kind, ...] = (
+    # -- one module's hot load (beaminspect diff; every changed module of a gate run)
+    _k("purge_kills_local_loop", "error", "module",
+       "a receive loop closed by local calls: the purge kills its processes",
+       """A process moves to new code only on an external call (M:F(...)). A receive
+       loop that calls itself with local calls never leaves the old instance, and when
+       the old code is purged (the next load, or the purge step of a release upgrade)
+       every process still running it is killed.""",
+       """Re-enter the loop through ?MODULE:loop(...) (or a gen_* behaviour) so that
+       processes move to the new code on their next message, or load with soft_purge
+       and restart the processes yourself."""),
+    _k("purge_kills_idle_external_loop", "warning", "module",
+       "a loop re-entered through an external call: processes that get no message "
+       "between load and purge are killed",
+       """The loop re-enters through ?MODULE:loop(...), so a process moves to the new
+       code on its next message. A process that receives nothing between the load and
+       the purge is still in the old code and the purge kills it.""",
+       """Wake the processes between the load and the purge (send them a message, or use
+       sys:suspend/change_code/resume through an {update, M, ...} appup instruction), or
+       load with soft_purge and purge once they have moved."""),
+    _k("purge_kills_blocked_call", "warning", "module",
+       "a non-tail blocking call: processes waiting in it at the purge are killed",
+       """A process blocked in a receive or in a non-tail call (gen_server:call,
+       timer:sleep, a local function that receives...) made from the old code has a
+       return address into the old code; if it is still waiting when the old code is
+       purged, it is killed.""",
+       """Make the blocking call a tail call or move it into a module that does not
+       change, keep calls short around upgrades, or load with soft_purge so the purge
+       waits until no process runs the old code."""),
+    _k("stale_code_in_loop", "warning", "module",
+       "a changed function reached only by local calls from a long-running loop keeps "
+       "running old code",
+       """A function changed, but processes of a long-running loop reach it only by
+       local calls from the old instance: they keep running its old version until they
+       re-enter through an external call or the purge kills them.""",
+       """Call the changed function as ?MODULE:F(...) from the loop, or make the loop
+       re-enter through an external call so its processes pick up the new code."""),
+    _k("export_removed", "error", "module",
+       "an export was removed or its arity changed: external callers get undef",
+       """An exported function of the old file is not exported by the new one (removed,
+       renamed or its arity changed). Every external call to it, from other modules or
+       from funs fun M:F/A, raises undef after the load.""",
+       """Keep the old export as a wrapper until no caller uses it, or upgrade the callers
+       in the same release and load them first."""),
+    _k("fun_invalidated", "warning", "module",
+       "funs created by the old code raise badfun after the purge",
+       """A fun created by the old code refers to that instance (by the module MD5). Once
+       the old code is purged, calling such a fun (kept in a process state, an ETS
+       table, a message) raises badfun.""",
+       """Store fun M:F/A (an external fun, which always runs the current code) instead
+       of local funs in anything that outlives a code load."""),
+    _k("state_change_without_code_change", "error", "module",
+       "the state shape of a behaviour module changed and no code_change is exported",
+       """A record of a gen_server, gen_statem or gen_event module changed (compared from
+       the debug info) and the new module exports no code_change: running processes keep
+       their state in the old shape and the new code fails on it.""",
+       """Export code_change/3 (code_change/4 for gen_statem) that converts the old state,
+       and upgrade with {update, M, {advanced, Extra}}."""),
+    _k("callbacks_changed_without_code_change", "warning", "module",
+       "init or callbacks of a behaviour module changed (no debug info to compare "
+       "records) and no code_change is exported",
+       """Without debug info the state records cannot be compared, so a changed init or
+       callback of a gen_server, gen_statem or gen_event module is taken as a possible
+       state change, and no code_change is exported to convert the state.""",
+       """Compile with debug_info so the records can be compared, or export code_change
+       and upgrade with {update, M, {advanced, Extra}}; turn the kind off in the policy
+       when the state is known not to change."""),
+    _k("vsn_not_bumped", "warning", "module",
+       "code_change is exported but the hand-set -vsn did not change",
+       """The module sets -vsn by hand and exports code_change, but the version stays the
+       same: code_change receives as its old version the version it upgrades to, so a
+       conversion keyed on the version does nothing.""",
+       """Change the -vsn attribute with every release of the module, or remove it and let
+       the compiler use the MD5."""),
+    _k("on_load_changed", "warning", "module",
+       "the on_load function was added, changed or removed",
+       """The new code becomes current only if its on_load function returns ok; if it
+       fails (a missing NIF library, a failed initialisation), the load fails and the old
+       code stays current.""",
+       """Check that the on_load function succeeds on the target system (its NIF library
+       and files are installed) before upgrading."""),
+    _k("nif_changed", "error", "module",
+       "a NIF module changed: a NIF library without an upgrade callback cannot be loaded "
+       "twice",
+       """The new code of a NIF module loads its library again while the old instance
+       still holds it; unless the library defines an upgrade callback, the load fails.""",
+       """Give the NIF library an upgrade callback (ERL_NIF_INIT's upgrade), or restart the
+       application or node instead of hot-loading the module."""),
+    _k("opcode_too_new", "error", "module",
+       "the new file uses opcodes the running release's loader does not know",
+       """The new file was compiled by a later OTP release and uses instructions the
+       running release's loader does not know: code:load_file fails.""",
+       """Compile for the running release (the same OTP major, or an older one), or upgrade
+       the runtime first."""),
+    _k("module_name_differs", "error", "module",
+       "the two files define different modules",
+       """The old and the new file define different module names; loading the new file
+       would load another module instead of replacing this one.""",
+       """Compare the two versions of the same module; check the file names and the
+       -module attribute."""),
+    _k("reload_not_needed", "info", "module",
+       "the MD5 is unchanged: loading would not change the running code",
+       """The two files have the same module MD5 (only chunks outside the code differ,
+       such as debug info or compile options): the running code already is this code.""",
+       """Nothing to do; leave the module out of the upgrade's instructions if it need not
+       be loaded."""),
+    # -- the release comparison (beaminspect gate)
+    _k("undef_after_upgrade", "error", "release",
+       "a call to a function that the new release does not export (or to a removed module)",
+       """A module of the new release calls a function that no module of the new release
+       exports, or a module the upgrade removes: the call raises undef.""",
+       """Add or keep the called function, fix the call, or declare the module or
+       application external in the policy (external = [...]) when it is provided outside
+       the release."""),
+    _k("export_removed_still_called", "error", "release",
+       "an export removed by a changed module is still called by another module of the "
+       "new release",
+       """A changed module no longer exports a function that another module of the new
+       release still calls: after the upgrade that call raises undef.""",
+       """Keep the export until its callers are changed, or change the callers in the same
+       upgrade."""),
+    _k("load_order", "warning", "release",
+       "a new call into a module changed in the same upgrade: load the callee first "
+       "(DepMods)",
+       """A module newly calls a module that changes in the same upgrade. If the caller is
+       loaded first, the call reaches the old callee, which may not have the function
+       yet.""",
+       """List the callee in the caller's DepMods in the appup ({load_module, Caller,
+       [Callee]}) so that systools orders the loads; beaminspect appup writes it."""),
+    _k("module_moved_app", "warning", "release",
+       "a module moved to another application",
+       """A module is in one application in the old release and in another in the new
+       one. Both applications' appups must agree, and between their two steps the module
+       is unavailable.""",
+       """Delete the module in the old application's appup and add it in the new one's,
+       or keep it where it was."""),
+    _k("duplicate_module", "error", "release",
+       "the same module name twice in a release",
+       """Two .beam files of one release define the same module name; only one of them is
+       loaded, which depends on the code path order.""",
+       """Remove or rename one of the copies."""),
+    _k("unreadable_module", "error", "release",
+       "a .beam file of the release could not be read",
+       """A .beam file of the release is truncated, corrupt or not a BEAM file, so it
+       cannot be analysed and the code loader will reject it too.""",
+       """Rebuild the file; the message names what could not be read."""),
+    _k("module_file_mismatch", "error", "release",
+       "a .beam file defines a module other than its file name says",
+       """The code server finds modules by file name: a file M.beam that defines another
+       module cannot be loaded as M.""",
+       """Rename the file after its -module attribute, or fix the attribute."""),
+    _k("app_vsn_not_bumped", "warning", "release",
+       "modules of an application changed but its version did not: release_handler will "
+       "not upgrade it",
+       """Modules of an application changed but its version in the .app file did not;
+       release_handler upgrades applications by version, so it does not touch this
+       one.""",
+       """Bump the application's vsn in its .app file (and write an appup from the old
+       version)."""),
+    _k("release_warning", "info", "release",
+       "the release reader noticed something unusual (see the message)",
+       """Something about the release's files or layout was unexpected but not fatal (an
+       unreadable .app file, a file skipped); the message says what.""",
+       """Read the message and fix the release if needed."""),
+    # -- appup checks (beaminspect gate)
+    _k("appup_malformed", "error", "appup",
+       "an .appup file cannot be read or is not {Vsn, Up, Down}",
+       """The application's .appup file cannot be parsed, is not a single term {Vsn,
+       [{UpFrom, Instructions}], [{DownTo, Instructions}]}, has an invalid version regular
+       expression, or has a malformed instruction.""",
+       """Fix the file; the message names the problem. beaminspect appup writes a
+       well-formed one to start from."""),
+    _k("appup_missing", "error", "appup",
+       "an application's version changed and it has no .appup file",
+       """The application's version changed but it has no .appup file, so systools cannot
+       build a relup that upgrades it.""",
+       """Add ebin/APP.appup (beaminspect appup OLD NEW suggests one), or restart the
+       application in the relup."""),
+    _k("appup_wrong_vsn", "error", "appup",
+       "the .appup's version is not the application's new version",
+       """The first element of the .appup term must be the application's new version;
+       release handling ignores an appup written for another version.""",
+       """Set the appup's version to the vsn of the application's .app file."""),
+    _k("appup_no_upfrom", "error", "appup",
+       "no UpFrom entry of the .appup matches the old version",
+       """None of the appup's UpFrom entries (a version string, or a binary holding a
+       regular expression that must match the whole version) matches the version being
+       upgraded from, so there is no upgrade path.""",
+       """Add an UpFrom entry for the old version, or widen its regular expression."""),
+    _k("appup_no_downto", "error", "appup",
+       "no DownTo entry of the .appup matches the old version",
+       """None of the appup's DownTo entries matches the old version, so the upgrade cannot
+       be rolled back.""",
+       """Add a DownTo entry for the old version with the instructions that undo the
+       upgrade."""),
+    _k("appup_missing_module", "error", "appup",
+       "a changed, added or removed module has no instruction in the .appup",
+       """A module that changed, was added or was removed has no instruction in the UpFrom
+       entry for the old version: the upgrade leaves the old code running (or misses the
+       new or removed module).""",
+       """Add {load_module, M} or {update, M, ...} for a changed module, {add_module, M}
+       for a new one, {delete_module, M} for a removed one."""),
+    _k("appup_unknown_module", "warning", "appup",
+       "an .appup instruction names a module the application does not have",
+       """An instruction names a module that is not part of the application's new version
+       (nor removed by the upgrade); systools fails or the instruction does nothing.""",
+       """Remove the instruction or fix the module name."""),
+    _k("appup_advanced_without_code_change", "error", "appup",
+       "{update, M, {advanced, _}} for a module that does not export code_change",
+       """An {update, M, {advanced, Extra}} instruction makes release_handler call
+       M:code_change, but the module does not export it: the upgrade fails when the
+       process is suspended for the code change.""",
+       """Export code_change/3 (code_change/4 for gen_statem) from the module, or use
+       load_module or {update, M, soft} instead."""),
+    _k("appup_brutal_purge_kills", "warning", "appup",
+       "load_module with brutal_purge for a module whose purge kills processes",
+       """The appup loads a module with brutal_purge (the default) while the analysis
+       predicts that processes still run its old code at the purge: they are killed.""",
+       """Use soft_purge ({load_module, M, soft_purge, soft_purge, []}) or an update
+       instruction that suspends the processes."""),
+    _k("appup_update_needed", "error", "appup",
+       "a behaviour module whose state changed is only reloaded: it needs "
+       "{update, M, {advanced, Extra}}",
+       """The state of a gen_server, gen_statem or gen_event module changed and the module
+       exports code_change, but the appup only loads it: load_module does not call
+       code_change, so running processes keep the old state.""",
+       """Use {update, M, {advanced, Extra}} so that release_handler suspends the processes
+       and calls code_change."""),
+)
+
+#: The registry by kind name.
+KINDS: dict[str, Kind] = {k.name: k for k in REGISTRY}
+#: Every kind -> (default severity, summary).
+DEFAULTS: dict[str, tuple[str, str]] = {k.name: (k.severity, k.summary) for k in REGISTRY}
+
+#: Fields of a finding in a module report (``beaminspect diff``) and a gate report.
+MODULE_FIELDS = ("kind", "severity", "function", "message")
+RELEASE_FIELDS = ("kind", "severity", "module", "function", "message", "location", "app")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding.  ``function`` is ``f/a`` in a module report and ``mod:f/a`` in a
+    gate report; ``module`` the module concerned, ``location`` the file to point at (a
+    beam or an appup), ``app`` the application concerned (gate reports only)."""
+
+    kind: str
+    severity: str
+    function: str | None
+    message: str
+    module: str | None = None
+    location: str | None = None
+    app: str | None = None
+
+    def to_dict(self, fields: tuple = RELEASE_FIELDS) -> dict:
+        return {name: getattr(self, name) for name in fields}
+
+
+def effective_severity(kind: str, emitted: str | None = None,
+                       overrides: dict | None = None) -> str:
+    """The severity of a finding of ``kind``: the policy's (``overrides``, may be
+    ``off``) if it names the kind, else the one the check gave (``emitted``), else the
+    kind's default.  Raises ``KeyError`` for a kind missing from the registry."""
+    if overrides and kind in overrides:
+        return overrides[kind]
+    if emitted is not None:
+        return emitted
+    return KINDS[kind].severity
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+def worst(findings) -> str | None:
+    """The highest severity among ``findings`` (None when there are none)."""
+    best = None
+    for f in findings:
+        if best is None or SEVERITIES.index(f.severity) > SEVERITIES.index(best):
+            best = f.severity
+    return best
+
+
+def exceeds(findings, threshold: str) -> bool:
+    """Does any finding reach ``threshold`` (info, warning, error; ``never``: no)?"""
+    if threshold == "never":
+        return False
+    t = SEVERITIES.index(threshold)
+    return any(SEVERITIES.index(f.severity) >= t for f in findings)

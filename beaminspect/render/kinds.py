@@ -1,0 +1,41 @@
+"""The finding kinds of the registry (:mod:`beaminspect.analysis.findings`) as a text
+table and as JSON, for ``beaminspect kinds [--json]``."""
+
+from __future__ import annotations
+
+import json
+
+from beaminspect.analysis.findings import REGISTRY
+
+__all__ = ["kinds_text", "kinds_json", "kinds_list", "kinds_markdown"]
+
+
+def kinds_list() -> list[dict]:
+    """Every kind as a dict: kind, severity, summary, explanation, fix."""
+    return [{"kind": k.name, "severity": k.severity, "summary": k.summary,
+             "explanation": k.explanation, "fix": k.fix} for k in REGISTRY]
+
+
+def kinds_text() -> str:
+    """A table of every kind: kind, default severity, meaning."""
+    from tabulate import tabulate       # only the text table needs it
+    return tabulate([(k.name, k.severity, k.summary) for k in REGISTRY],
+                    headers=["kind", "default", "meaning"], tablefmt="simple",
+                    maxcolwidths=[None, None, 70], disable_numparse=True)
+
+
+def kinds_json() -> str:
+    """A JSON array of every kind: kind, severity, summary, explanation, fix."""
+    return json.dumps(kinds_list(), indent=2, ensure_ascii=False)
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def kinds_markdown() -> str:
+    """The README's table of every kind: kind, default severity, meaning, fix."""
+    out = ["| kind | default | meaning | how to fix |", "|---|---|---|---|"]
+    for k in REGISTRY:
+        out.append(f"| `{k.name}` | {k.severity} | {_md(k.summary)} | {_md(k.fix)} |")
+    return "\n".join(out)
