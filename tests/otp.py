@@ -329,10 +329,12 @@ class Release:
         """A temporary directory the VM can read and write (under ROOT/tmp for a root)."""
         return _Scratch(self)
 
-    def run_erl(self, body: str, inputs: list[str] = (), timeout: float = VM_TIMEOUT):
+    def run_erl(self, body: str, inputs: list[str] = (), timeout: float = VM_TIMEOUT,
+                decoder=None):
         """Run ``body`` with ``Files`` bound to the VM's paths of ``inputs`` (in order) and
         ``Out`` to an output path; ``body`` writes ``term_to_binary(Result)`` to ``Out``.
-        Returns the decoded Result (see decode_etf)."""
+        Returns the Result decoded by ``decoder`` (default: decode_etf, which reads the
+        plain terms test answers use)."""
         with self.scratch() as s:
             files = [s.stage(p) for p in inputs]
             listing = s.write("files.eterm",
@@ -346,7 +348,7 @@ class Release:
                 raise RuntimeError(f"OTP {self.otp_release} erl failed ({proc.returncode}): "
                                    f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
             with open(host_out, "rb") as f:
-                return decode_etf(f.read())
+                return (decoder or decode_etf)(f.read())
 
     def eval(self, expr: str, timeout: float = VM_TIMEOUT):
         """The value of one Erlang expression in this release."""

@@ -75,7 +75,7 @@ def summary_body(source: str) -> str:
             f"{{module, M}} = code:load_binary(M, {_erl_string(source)}, Bin), "
             "M:run(Files, Out)")
 
-_BIFS = {"bif0", "bif1", "bif2", "gc_bif1", "gc_bif2", "gc_bif3"}
+_BIFS = {"bif0", "bif1", "bif2", "bif3", "gc_bif1", "gc_bif2", "gc_bif3"}
 
 
 def _walk(value, out: list) -> None:
