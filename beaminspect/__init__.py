@@ -5,16 +5,20 @@ load changes and breaks.
     >>> m = beaminspect.load("lists.beam")
     >>> m.name, m.md5.hex(), len(m.exports)
 
-Public API: :func:`load`, :class:`BeamModule`, :class:`BeamError` and its kinds,
-the chunk records in :mod:`beaminspect.format.chunks`, terms in :mod:`beaminspect.terms`.
+Public API: :func:`load`, :class:`BeamModule`, :class:`BeamError` and its kinds
+(:class:`NotBeamError`, :class:`TruncatedError`, :class:`FormatError`,
+:class:`LimitError`, :class:`UnsupportedError`, and :class:`ReadError` for a file the
+system cannot read), the chunk records in :mod:`beaminspect.format.chunks`, terms in
+:mod:`beaminspect.terms`.
 """
 
 from beaminspect._version import __version__
 from beaminspect.errors import (BeamError, BeamWarning, FormatError, LimitError, NotBeamError,
-                     TruncatedError, UnsupportedError, format_error)
+                                ReadError, TruncatedError, UnsupportedError, format_error)
 from beaminspect.module import BeamModule, load
 
 __all__ = [
     "__version__", "load", "BeamModule", "BeamError", "BeamWarning", "FormatError",
-    "LimitError", "NotBeamError", "TruncatedError", "UnsupportedError", "format_error",
+    "LimitError", "NotBeamError", "ReadError", "TruncatedError", "UnsupportedError",
+    "format_error",
 ]

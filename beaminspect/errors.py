@@ -1,9 +1,10 @@
 """Errors and warnings as data.
 
 Every problem the library finds in its input is a :class:`BeamError` (or a subclass)
-carrying the file, the chunk id and the byte offset where it was found.  Nothing else
-escapes the public API for bad input.  The command line turns a ``BeamError`` into one
-line with :func:`format_error` and exit code 2.
+carrying the file, the chunk id and the byte offset where it was found; a file that
+cannot be read at all (missing, unreadable, a directory) is a :class:`ReadError`.
+Nothing else escapes the public API for bad input.  The command line turns a
+``BeamError`` into one line with :func:`format_error` and exit code 2.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ class UnsupportedError(BeamError):
     """A valid structure this version of beaminspect does not understand."""
 
     kind = "unsupported"
+
+
+class ReadError(BeamError):
+    """The operating system refused to read the file (``reason`` is its message:
+    missing, no permission, a directory...)."""
+
+    kind = "io"
 
 
 def format_error(err: BeamError) -> str:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from beaminspect.format import chunks as C
 from beaminspect.format.container import MAX_FILE_SIZE, ChunkInfo, Container, read_container
-from beaminspect.errors import BeamError, BeamWarning, FormatError, LimitError
+from beaminspect.errors import BeamWarning, FormatError
 from beaminspect.format.md5 import module_md5
+from beaminspect.format.reader import read_file
 from beaminspect.terms import Atom
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -347,20 +348,9 @@ def _text(v) -> str | None:
 
 
 def read_file_bytes(path: str) -> bytes:
-    """Read a file with a size check first; OSError becomes a BeamError."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_FILE_SIZE:
-                raise LimitError(f"file is {size} bytes, larger than the {MAX_FILE_SIZE} accepted",
-                                 file=path, offset=0)
-            # Read what fstat reports (plus one byte to see growth): a read of the
-            # maximum size preallocates a 256 MB buffer.  A pipe reports size 0.
-            return f.read(size + 1) if size > 0 else f.read()
-    except OSError as e:
-        err = BeamError(e.strerror or str(e), file=path)
-        err.kind = "io"
-        raise err from None
+    """The bytes of a ``.beam`` file (at most :data:`MAX_FILE_SIZE`); raises
+    :class:`~beaminspect.errors.ReadError` or :class:`~beaminspect.errors.LimitError`."""
+    return read_file(path, MAX_FILE_SIZE)
 
 
 def load(source, *, file: str | None = None) -> BeamModule:

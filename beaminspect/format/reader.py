@@ -4,13 +4,16 @@ A :class:`Reader` walks one region (a whole file, or one chunk's data).  Every r
 checks the remaining length first and raises :class:`~beaminspect.errors.TruncatedError`
 with the chunk id and the offset *within the region*, so no ``struct.error`` or
 ``IndexError`` ever reaches a caller.
+
+:func:`read_file` reads a whole file up to a size limit: the one place files are read.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 
-from beaminspect.errors import BeamError, FormatError, TruncatedError
+from beaminspect.errors import BeamError, FormatError, LimitError, ReadError, TruncatedError
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -97,3 +100,36 @@ class Reader:
                 f"{what} claims {n} entries ({n * record_size} bytes) but only "
                 f"{self.remaining} bytes remain", cls=TruncatedError)
         return n
+
+
+def read_file(path: str, limit: int) -> bytes:
+    """The bytes of the file ``path``, at most ``limit`` of them.
+
+    Raises :class:`~beaminspect.errors.ReadError` when the system cannot read the file
+    and :class:`~beaminspect.errors.LimitError` when it is larger than ``limit`` (told
+    by its size before reading, or by reading when the size is unknown or grows).
+    """
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise LimitError(f"file is {size} bytes, larger than the {limit} accepted",
+                                 file=path, offset=0)
+            # Ask for the size the file has now (plus one byte, to see it grow), not for
+            # the limit: a read of ``limit + 1`` bytes allocates that much first.  A pipe
+            # reports size 0.
+            want = size + 1
+            parts: list[bytes] = []
+            total = 0
+            while total <= limit:
+                chunk = fh.read(min(want, limit + 1 - total))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                total += len(chunk)
+                want = max(want - len(chunk), 65536)
+    except OSError as e:
+        raise ReadError(e.strerror or str(e), file=path) from None
+    if total > limit:
+        raise LimitError(f"file larger than {limit} bytes", file=path)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -48,7 +48,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
-from beaminspect.errors import BeamError, FormatError, LimitError
+from beaminspect.errors import BeamError, FormatError, LimitError, ReadError
+from beaminspect.format.reader import read_file
 from beaminspect.terms.source import as_text, parse_bytes
 from beaminspect.terms import Atom
 
@@ -385,23 +386,10 @@ def _dir_reader(path: str, limits: Limits, file_reader):
     def read() -> bytes:
         if file_reader is not None:
             return file_reader(path)
-        limit = limits.max_member_size
-        with open(path, "rb", buffering=0) as fh:
-            # Ask for the size the file has now (plus one byte, to see it grow), not
-            # for the limit: a read of ``limit + 1`` bytes allocates that much first.
-            want = os.fstat(fh.fileno()).st_size + 1
-            parts: list[bytes] = []
-            total = 0
-            while total <= limit:
-                chunk = fh.read(min(want, limit + 1 - total))
-                if not chunk:
-                    break
-                parts.append(chunk)
-                total += len(chunk)
-                want = max(want - len(chunk), 65536)
-        if total > limit:
-            raise LimitError(f"file larger than {limit} bytes", file=path)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        try:
+            return read_file(path, limits.max_member_size)
+        except ReadError as e:
+            raise ReadError(f"cannot read: {e.reason}", file=path) from None
     return read
 
 
@@ -749,7 +737,7 @@ def open_release(path, *, file_reader: Callable[[str], bytes] | None = None,
             c.add(entry, 0)
         return _build(c, root, rel_vsn, terms_cache)
     if not os.path.isfile(root):
-        raise BeamError("no such file or directory", file=root)
+        raise ReadError("no such file or directory", file=root)
     if root.endswith(".beam"):
         size = os.path.getsize(root)
         c.add(_Entry(os.path.basename(root), root, size,
@@ -766,5 +754,5 @@ def open_release(path, *, file_reader: Callable[[str], bytes] | None = None,
             for entry in entries:
                 c.add(entry, 0)
     except OSError as exc:
-        raise BeamError(f"cannot read: {exc.strerror or exc}", file=root) from None
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=root) from None
     return _build(c, root, rel_vsn, terms_cache)

@@ -31,7 +31,7 @@ import re
 import struct
 import sys
 
-from beaminspect.errors import BeamError, FormatError, LimitError, UnsupportedError
+from beaminspect.errors import BeamError, FormatError, LimitError, ReadError, UnsupportedError
 from beaminspect.terms.types import Atom, BitBinary, ImproperList, Map
 
 __all__ = [
@@ -754,7 +754,7 @@ def parse_file(path, *, max_depth: int = MAX_DEPTH) -> list:
         with open(name, "rb") as fh:
             data = fh.read(MAX_TEXT_SIZE + 1)
     except OSError as exc:
-        raise BeamError(f"cannot read: {exc.strerror or exc}", file=name) from None
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=name) from None
     return parse_bytes(data, file=name, max_depth=max_depth)
 
 
