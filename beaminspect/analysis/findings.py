@@ -210,8 +210,10 @@ REGISTRY: tuple[Kind, ...] = (
        version)."""),
     _k("release_warning", "info", "release",
        "the release reader noticed something unusual (see the message)",
-       """Something about the release's files or layout was unexpected but not fatal (an
-       unreadable .app file, a file skipped); the message says what.""",
+       """Something about the release's files or layout was unexpected but not fatal: an
+       archive member skipped as unsafe or unreadable, a nested archive, an unreadable
+       .rel, .app or RELEASES file, a choice between several releases. The message says
+       what, and where.""",
        """Read the message and fix the release if needed."""),
     # -- appup checks (beaminspect gate)
     _k("appup_malformed", "error", "appup",

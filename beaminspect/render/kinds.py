@@ -33,9 +33,15 @@ def _md(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+#: Which commands report the kinds of each scope.
+FOUND_BY = {"module": "diff, gate", "release": "gate", "appup": "gate (appups)"}
+
+
 def kinds_markdown() -> str:
-    """The README's table of every kind: kind, default severity, meaning, fix."""
-    out = ["| kind | default | meaning | how to fix |", "|---|---|---|---|"]
+    """The README's table of every kind: kind, default severity, the commands that
+    report it, meaning, how to fix."""
+    out = ["| kind | default | found by | meaning | how to fix |", "|---|---|---|---|---|"]
     for k in REGISTRY:
-        out.append(f"| `{k.name}` | {k.severity} | {_md(k.summary)} | {_md(k.fix)} |")
+        out.append(f"| `{k.name}` | {k.severity} | {FOUND_BY[k.scope]} | {_md(k.summary)} "
+                   f"| {_md(k.fix)} |")
     return "\n".join(out)
