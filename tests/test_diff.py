@@ -151,7 +151,8 @@ def test_cli_json_schema_and_exit_codes():
     for key in ("module", "md5", "reload_needed", "exports", "labels", "functions", "lambdas",
                 "imports", "findings"):
         assert key in obj
-    assert set(obj["functions"]) == {"added", "removed", "changed", "line_only", "unchanged"}
+    assert set(obj["functions"]) == {"added", "removed", "changed", "type_only", "line_only",
+                                     "unchanged"}
     assert set(obj["exports"]) == {"added", "removed", "kept"}
     assert set(obj["lambdas"]) == {"added", "removed", "changed", "invalidated"}
     assert obj["findings"][0].keys() == {"kind", "severity", "function", "message"}
@@ -233,3 +234,32 @@ def test_every_renderer_takes_unrelated_modules():
         assert diff_out.render_text(r) and diff_out.render_markdown(r)
         seen_attrs |= set(obj["attributes"])
     assert {"behaviours", "on_load"} <= seen_attrs
+
+
+# --- operands that name functions, and type annotations (OTP 27 -> OTP 29 builds) ----
+
+def _release_pair(module: str):
+    import glob
+    from otp import require_otp
+    paths = []
+    for n in (27, 29):
+        rel = require_otp(n)
+        found = glob.glob(f"{rel.lib_dir}/stdlib-*/ebin/{module}.beam")
+        if not found:
+            pytest.skip(f"OTP {n} has no {module}.beam")
+        paths.append(found[0])
+    return diff_modules(beaminspect.load(paths[0]), beaminspect.load(paths[1]))
+
+
+def test_call_fun2_tag_is_compared_by_the_fun_it_names():
+    # in_guard/1 calls a known local fun whose FunT index is 1 in OTP 27's build and
+    # 2 in OTP 29's: the same fun, so only the line information differs.
+    d = _release_pair("erl_expand_records")
+    assert "in_guard/1" in d.by_status("line_only")
+
+
+def test_type_annotations_alone_are_type_only():
+    # OTP 29 adds `record` to the union of "any" types: the code is the same.
+    d = _release_pair("calendar")
+    assert "datetime_to_gregorian_seconds/1" in d.by_status("type_only")
+    assert "datetime_to_gregorian_seconds/1" not in d.by_status("changed")

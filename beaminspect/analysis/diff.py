@@ -1,10 +1,14 @@
 """The semantic diff of two versions of a module.
 
 Functions are compared after normalisation (see :func:`normalise`): labels are
-renumbered within each function, atoms, literals, imports, local call targets and funs
-are compared by resolved value, and ``line`` instructions are set apart.  A change in
-one function therefore never marks the functions after it as changed, and a function
-whose only difference is its ``line`` information is classified ``line_only``.
+renumbered within each function, and a label in another function is named by that
+function and its place there; atoms, literals, imports, local call targets and funs
+(``make_fun*``'s FunT entry, ``call_fun2``'s tag) are compared by resolved value; the
+type annotations of typed registers and the ``line`` instructions are set apart.  A
+change in one function therefore never marks the functions after it as changed.  A
+function whose code is the same is ``type_only`` when its type annotations differ
+(they guide the JIT; the code does the same), else ``line_only`` when only its line
+information differs, else ``unchanged``.
 """
 
 from __future__ import annotations
@@ -15,18 +19,42 @@ from beaminspect.code.disasm import ExtFunc, FunRef, Function, Label, Literal, L
 from beaminspect.module import BeamModule
 from beaminspect.terms import Atom, exact_key
 
-STATUSES = ("added", "removed", "changed", "line_only", "unchanged")
+STATUSES = ("added", "removed", "changed", "type_only", "line_only", "unchanged")
 
 #: Instructions that carry only source-location information.
 LINE_OPS = frozenset({"line", "executable_line", "debug_line"})
 
 
-def _norm_value(v, labels: dict):
+@dataclass(frozen=True)
+class ModuleContext:
+    """What an operand may name outside its function: the function and place of every
+    label of the module, and the FunT entries by index."""
+
+    label_places: dict   # label number -> (name/arity, position among its labels)
+    lambdas: dict        # FunT index -> (name, arity, num_free)
+
+    @classmethod
+    def of(cls, m: BeamModule) -> "ModuleContext":
+        places = {}
+        for fn in m.functions:
+            for i, n in enumerate(fn.labels):
+                places[n] = (fn.mfa, i)
+        return cls(places, {lam.index: (lam.name, lam.arity, lam.num_free)
+                            for lam in m.lambdas})
+
+
+_NO_CONTEXT = ModuleContext({}, {})
+
+
+def _norm_value(v, labels: dict, ctx: ModuleContext = _NO_CONTEXT):
     t = type(v)
     if t is Label:
-        return ("L", labels.get(v.number, ("outside", v.number)))
+        here = labels.get(v.number)
+        if here is not None:
+            return ("L", here)
+        return ("L", ctx.label_places.get(v.number, ("outside", v.number)))
     if t is Reg:
-        return (v.kind, v.index)  # inferred types are hints, not behaviour
+        return (v.kind, v.index)  # type annotations are compared apart
     if t is LocalFunc:
         return ("local", v.name, v.arity)
     if t is FunRef:
@@ -38,7 +66,7 @@ def _norm_value(v, labels: dict):
     if t is Loc:
         return ("loc",)
     if t is tuple or t is list:
-        return tuple(_norm_value(x, labels) for x in v)
+        return tuple(_norm_value(x, labels, ctx) for x in v)
     if v is None:
         return None
     return exact_key(v)
@@ -50,21 +78,40 @@ class NormalFunction:
 
     body: tuple          # instructions without line information, labels renumbered
     lines: tuple         # the (file, line) of each line instruction, in order
+    types: tuple         # the type annotation of each typed register, in operand order
 
 
-def normalise(fn: Function) -> NormalFunction:
+def _types(v, out: list) -> None:
+    t = type(v)
+    if t is Reg:
+        if v.type is not None:
+            out.append(str(v.type))
+    elif t is tuple or t is list:
+        for x in v:
+            _types(x, out)
+
+
+def normalise(fn: Function, ctx: ModuleContext = _NO_CONTEXT) -> NormalFunction:
     labels = {n: i for i, n in enumerate(fn.labels)}
     body = []
     lines = []
+    types: list = []
     for ins in fn.instructions:
-        if ins.name in LINE_OPS:
+        name = ins.name
+        if name in LINE_OPS:
             lines.append(tuple(v for v in ins.values if type(v) is Loc))
             continue
-        if ins.name == "label":
+        if name == "label":
             body.append(("label",))
             continue
-        body.append((ins.name,) + tuple(_norm_value(v, labels) for v in ins.values))
-    return NormalFunction(tuple(body), tuple(lines))
+        values = ins.values
+        _types(values, types)
+        norm = tuple(_norm_value(v, labels, ctx) for v in values)
+        if name == "call_fun2" and values and type(values[0]) is int:
+            # The tag of a call to a known local fun is its FunT index.
+            norm = (("fun",) + ctx.lambdas.get(values[0], ("index", values[0])),) + norm[1:]
+        body.append((name,) + norm)
+    return NormalFunction(tuple(body), tuple(lines), tuple(types))
 
 
 @dataclass(frozen=True)
@@ -150,11 +197,12 @@ def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
     new_fns = {f.mfa: f for f in new.functions}
     fdiffs: list[FunctionDiff] = []
     normal_cache: dict = {}
+    contexts = {"old": ModuleContext.of(old), "new": ModuleContext.of(new)}
 
     def norm(side, fn):
         key = (side, fn.mfa)
         if key not in normal_cache:
-            normal_cache[key] = normalise(fn)
+            normal_cache[key] = normalise(fn, contexts[side])
         return normal_cache[key]
 
     for mfa, fo in old_fns.items():
@@ -165,6 +213,8 @@ def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
         a, b = norm("old", fo), norm("new", fn)
         if a.body != b.body:
             status = "changed"
+        elif a.types != b.types:
+            status = "type_only"
         elif a.lines != b.lines:
             status = "line_only"
         else:

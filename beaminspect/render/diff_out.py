@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from beaminspect.analysis.diff import STATUSES
 from beaminspect.analysis.findings import MODULE_FIELDS
 from beaminspect.terms import to_json
 
@@ -24,8 +25,7 @@ def report_dict(report) -> dict:
         "exports": {"added": list(d.exports_added), "removed": list(d.exports_removed),
                     "kept": list(d.exports_kept)},
         "labels": [{"function": c.function, "old": c.old, "new": c.new} for c in d.labels],
-        "functions": {s: list(d.by_status(s)) for s in
-                      ("added", "removed", "changed", "line_only", "unchanged")},
+        "functions": {s: list(d.by_status(s)) for s in STATUSES},
         "lambdas": {"added": list(d.lambdas_added), "removed": list(d.lambdas_removed),
                     "changed": list(d.lambdas_changed),
                     "invalidated": list(d.lambdas_invalidated)},
@@ -43,8 +43,7 @@ def report_dict(report) -> dict:
 
 def _summary(report) -> list[str]:
     d = report.diff
-    counts = {s: len(d.by_status(s)) for s in ("added", "removed", "changed", "line_only",
-                                                "unchanged")}
+    counts = {s: len(d.by_status(s)) for s in STATUSES}
     sev = {}
     for f in report.findings:
         sev[f.severity] = sev.get(f.severity, 0) + 1

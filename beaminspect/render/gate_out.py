@@ -5,6 +5,7 @@ comment, and SARIF 2.1.0 for code-scanning tools."""
 from __future__ import annotations
 
 from beaminspect._version import __version__
+from beaminspect.analysis.diff import STATUSES
 from beaminspect.analysis.findings import KINDS, Kind
 
 #: Version of the JSON document; bumped on any incompatible change.
@@ -33,7 +34,7 @@ def _change_dict(ch) -> dict:
             d.update({
                 "md5": {"old": diff.md5_old.hex(), "new": diff.md5_new.hex()},
                 "functions": {s: list(diff.by_status(s))
-                              for s in ("added", "removed", "changed", "line_only")},
+                              for s in STATUSES if s != "unchanged"},
                 "exports": {"added": list(diff.exports_added),
                             "removed": list(diff.exports_removed)},
                 "state_changed": ch.state_changed,
