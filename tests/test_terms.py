@@ -9,7 +9,6 @@ import os
 import shutil
 import struct
 import subprocess
-import time
 import tracemalloc
 import zlib
 
@@ -306,23 +305,25 @@ def test_trailing_bytes_rejected():
     assert ei.value.offset == 3
 
 
-def test_huge_claimed_counts_fail_fast():
+def test_huge_claimed_counts_fail_before_allocating():
+    # Counts are checked against the bytes left before anything sized by them exists.
     for head in (b"l\xff\xff\xff\xff", b"i\xff\xff\xff\xff", b"t\xff\xff\xff\xff",
                  b"m\xff\xff\xff\xff", b"o\xff\xff\xff\xff\x00", b"k\xff\xff",
                  b"M\xff\xff\xff\xff\x03"):
-        t0 = time.perf_counter()
+        tracemalloc.start()
         with pytest.raises(TruncatedError):
             decode(b"\x83" + head + b"a\x01a\x02")
-        assert time.perf_counter() - t0 < 0.1
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 256 * 1024, head
 
 
 def test_million_deep_list():
     n = 1_000_000
     data = b"\x83" + b"l\x00\x00\x00\x01" * n + b"j" + b"j" * n
-    t0 = time.perf_counter()
     with pytest.raises(LimitError) as ei:
         decode(data, chunk="Dbgi")
-    assert time.perf_counter() - t0 < 1.0
+    # Refused at the default depth limit: the offset is that of level 10 000.
     assert ei.value.chunk == "Dbgi" and ei.value.offset == 1 + 10_000 * 5
     deep = decode(data, max_depth=n)
     depth = 0
@@ -720,17 +721,14 @@ def test_otp_beam_chunks_oracle(oracle):
 
 
 @pytest.mark.otp
-def test_large_debug_info_decodes_fast():
+def test_large_debug_info_decodes():
     beams = sorted(glob.glob("/usr/lib/erlang/lib/stdlib-*/ebin/unicode_util.beam"))
     if not beams:
         pytest.skip("OTP's stdlib unicode_util.beam is not installed")
     dbgi = _read_chunks(beams[0]).get("Dbgi")
     if dbgi is None:
         pytest.skip("unicode_util.beam has no Dbgi chunk")
-    t0 = time.process_time()
     term = decode(dbgi, file=beams[0], chunk="Dbgi")
-    elapsed = time.process_time() - t0
     assert term[0] == "debug_info_v1" and term[1] == "erl_abstract_code"
     forms = term[2][0]
     assert forms[0][0] == "attribute" and len(forms) > 50
-    assert elapsed < 3.0, f"{elapsed:.2f}s of CPU for the Dbgi of unicode_util"
