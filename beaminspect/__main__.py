@@ -1,3 +1,3 @@
-from beaminspect.cli.fast import run
+from beaminspect.cli.app import run
 
 run()

@@ -3,7 +3,7 @@
 
 The second copy has a few modules replaced by sample modules recompiled under their
 names, so some modules really change.  Both sides run as whole processes (interpreter
-or VM start included): the gate as ``beaminspect gate A B -f json -o FILE`` (the
+or VM start included): the gate as ``beaminspect gate A B --format json -o FILE`` (the
 console script beside the running Python),
 cmp_dirs as one ``erl`` that compares every application's ebin pair and halts.  The
 runs alternate (gate, erl, erl, gate, ...); the median of ``runs`` runs of each is
@@ -105,7 +105,7 @@ def run(runs: int = 5) -> dict:
         pairs = _ebin_pairs(old, new)
         out = work / "gate.json"
         gate_cmd = [_beaminspect(), "gate", str(old), str(new),
-                    "-f", "json", "-o", str(out), "--fail-on", "never"]
+                    "--format", "json", "-o", str(out), "--fail-on", "never"]
         erl_cmd = ["erl", "-noshell", "-noinput", "-eval", _cmp_dirs_expr(pairs)]
         gate_times, erl_times = [], []
         changed_gate = changed_erl = None

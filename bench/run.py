@@ -372,6 +372,30 @@ def bench_startup(runs: int, one_file: str) -> list[dict]:
     return [{"command": n, "median_s": v["median_s"], "rss_mb": v["rss_mb"]} for n, v in s.items()]
 
 
+#: The anchor of the start-up rows: an Erlang VM that starts and halts.
+ERL_HALT = "erl -noshell -eval 'halt().'"
+
+
+def bench_startup_rows(runs: int, one_file: str) -> tuple[list[dict], dict]:
+    """Start-up rows: ``beaminspect --version`` and ``beaminspect show --json FILE`` (the
+    installed command, else ``python -m beaminspect``) against an Erlang VM that starts
+    and halts, each a whole process."""
+    if shutil.which("erl") is None:
+        return [], {"skipped": "needs erl"}
+    base = [CONSOLE] if os.path.exists(CONSOLE) else [PY, "-m", "beaminspect"]
+    contenders = {
+        ERL_HALT: ["erl", "-noshell", "-noinput", "-eval", "halt()."],
+        "beaminspect --version": base + ["--version"],
+        "beaminspect show --json FILE": base + ["show", "--json", one_file],
+    }
+    summary = summarise(interleave(contenders, max(runs, 10)))
+    how = "the installed command" if base == [CONSOLE] else "python -m beaminspect"
+    rows = [row(f"start-up: {name} vs {ERL_HALT}", ERL_HALT, summary, name, n,
+                note=f"{how}, a whole process")
+            for name, n in (("beaminspect --version", 0), ("beaminspect show --json FILE", 1))]
+    return rows, {"summary": summary}
+
+
 # ---------------------------------------------------------------------------
 # profile, machine, report
 # ---------------------------------------------------------------------------
@@ -416,7 +440,7 @@ def profile_jobs(job, files: list[str], top: int = 15, name: str = "show"
 
 
 def profile_show(files: list[str], top: int = 15):
-    from beaminspect.cli.fast import show_json_job
+    from beaminspect.cli.jobs import show_json_job
     return profile_jobs(show_json_job, files, top, "show")
 
 
@@ -426,7 +450,7 @@ DISASM_PROFILE_STRIDE = 4
 
 
 def profile_disasm(files: list[str], top: int = 15):
-    from beaminspect.cli.fast import disasm_json_job
+    from beaminspect.cli.jobs import disasm_json_job
     return profile_jobs(disasm_json_job, files[::DISASM_PROFILE_STRIDE], top, "disasm")
 
 
@@ -519,8 +543,7 @@ def render(tabulate, info: dict) -> str:
         table,
         "",
         "`beaminspect show --json` runs as `python -m beaminspect`; the console-script row "
-        "runs the installed `beaminspect` command.  Both take the entry point's fast path, "
-        "which does not import typer.",
+        "runs the installed `beaminspect` command.  Both run the typer app.",
         "",
         "### show: every contender",
         "",
@@ -595,6 +618,8 @@ def main(argv=None) -> int:
         info["rows"] += rows
     if "startup" in only:
         info["startup"] = bench_startup(runs, files[0])
+        rows, info["startup_rows"] = bench_startup_rows(runs, files[0])
+        info["rows"] += rows
     if not opts.skip_profile and "show" in only:
         info["profile"] = profile_show(files)
     if not opts.skip_profile and "disasm" in only:

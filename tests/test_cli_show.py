@@ -95,3 +95,81 @@ def test_parallel_and_serial_output_identical():
     assert serial.exit_code == parallel.exit_code == 0
     assert serial.output == parallel.output
     assert len(serial.output.splitlines()) == len(files)
+
+
+# ---------------------------------------------------------------------------
+# the one command line: help, choices, start-up
+# ---------------------------------------------------------------------------
+
+COMMANDS = ("check", "show", "diff", "gate", "appup", "disasm", "kinds")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_reads_right(command):
+    r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "100"})
+    assert r.exit_code == 0, r.output
+    usage = r.output.splitlines()[0]
+    assert usage.startswith(f"Usage: beaminspect {command} [OPTIONS]")
+    for bad in ("{", "<str>", "<int>", "<bool>", "<list", "default:  "):
+        assert bad not in r.output, (bad, r.output)
+    if command in ("diff", "gate", "appup"):
+        assert usage.endswith(" OLD NEW")
+    if command in ("check", "show", "disasm"):
+        assert usage.endswith(" PATH...")
+
+
+def test_help_keeps_bracketed_words():
+    r = runner.invoke(app, ["gate", "--help"], env={"COLUMNS": "100"})
+    assert "[tool.beaminspect]" in r.output
+    assert "--format FORMAT" in r.output and "-o, --output FILE" in r.output
+
+
+def test_summaries_are_whole():
+    r = runner.invoke(app, ["--help"], env={"COLUMNS": "100"})
+    assert r.exit_code == 0
+    assert "..." not in r.output.split("Commands:")[1]
+    for command in COMMANDS:
+        assert f"\n  {command} " in r.output
+    assert "--install-completion" in r.output and "--show-completion" in r.output
+
+
+def test_dash_f_is_function_only():
+    for command in ("gate", "diff"):
+        assert main([command, "a", "b", "-f", "json"]) == 3
+    r = runner.invoke(app, ["disasm", "--help"])
+    assert "-f, --function NAME/ARITY" in r.output
+
+
+def test_choices_are_the_librarys():
+    from beaminspect.analysis.findings import FAIL_ON_VALUES
+    from beaminspect.cli.commands import FAIL_ON
+    assert FAIL_ON == FAIL_ON_VALUES
+
+
+def test_kinds_text_and_json():
+    from beaminspect.render.kinds import kinds_json, kinds_text
+    r = runner.invoke(app, ["kinds"])
+    assert r.exit_code == 0 and r.output == kinds_text() + "\n"
+    r = runner.invoke(app, ["kinds", "--json"])
+    assert r.exit_code == 0 and r.output == kinds_json() + "\n"
+
+
+def test_start_up_imports_typer_only():
+    """``--version`` imports neither the analysis nor the renderers, nor pydantic, rich,
+    tabulate or json; ``show --json`` of one file needs no pydantic or rich either."""
+    code = ("import sys, io, contextlib\n"
+            "from beaminspect.cli.app import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(sys.argv[1:])\n"
+            "print(' '.join(sorted(sys.modules)))\n")
+    def modules(*argv):
+        p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+    loaded = modules("--version")
+    for name in ("pydantic", "rich", "tabulate", "json", "beaminspect.analysis",
+                 "beaminspect.render", "beaminspect.release", "beaminspect.cli.jobs"):
+        assert name not in loaded, name
+    loaded = modules("show", "--json", _one_sample())
+    assert "pydantic" not in loaded and "rich" not in loaded

@@ -564,21 +564,22 @@ def test_cli_parallel_output_is_the_serial_output(tiny_path, as_json):
 
 
 @pytest.mark.parametrize("jobs", [[], ["-j", "1"], ["-j2"], ["--jobs=2"]])
-def test_fast_entry_point_disasm_json_is_the_typer_output(tiny_path, tmp_path, jobs):
-    """``disasm --json`` through the fast entry point (no typer) prints what the typer
-    app prints, bad files and exit code included."""
+def test_entry_point_disasm_json_is_the_runner_output(tiny_path, tmp_path, jobs):
+    """``disasm --json`` as a process (bytes written straight to standard output, then
+    ``os._exit``) prints what the app prints under CliRunner, bad files and exit code
+    included."""
     import subprocess
     import sys
     bad = tmp_path / "bad.beam"
     bad.write_bytes(b"FOR1\x00\x00\x00\x0cBEAMAtU8\x00\x00\x00\xff")
     paths = [tiny_path, str(bad)] + _listing_corpus(40)
-    typer_run = runner.invoke(app, ["disasm", "--json", *jobs, *paths])
-    fast = subprocess.run([sys.executable, "-m", "beaminspect", "disasm", "--json", *jobs,
+    in_runner = runner.invoke(app, ["disasm", "--json", *jobs, *paths])
+    proc = subprocess.run([sys.executable, "-m", "beaminspect", "disasm", "--json", *jobs,
                            *paths], capture_output=True, text=True, encoding="utf-8",
                           timeout=600)
-    assert fast.returncode == typer_run.exit_code == 2
-    assert fast.stdout == typer_run.stdout
-    assert fast.stderr == typer_run.stderr
+    assert proc.returncode == in_runner.exit_code == 2
+    assert proc.stdout == in_runner.stdout
+    assert proc.stderr == in_runner.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -346,19 +346,21 @@ def test_cli_exit_codes(shop, tmp_path, capsys):
 
 @pytest.mark.parametrize("form", [
     [],
-    ["-f", "json"],
+    ["--format", "json"],
     ["--format=sarif"],
-    ["-fmarkdown", "--fail-on", "never"],
+    ["--format", "markdown", "--fail-on", "never"],
     ["--fail-on=warning", "--external", "hl_export_removed", "--external=kernel"],
-    ["--otp", "25", "-f", "json"],
+    ["--otp", "25", "--format", "json"],
     ["--policy", "MISSING.toml"],
-    ["--format", "xml"],          # left to typer: a usage error
-    ["--help"],                   # left to typer
+    ["--format", "xml"],          # a usage error
+    ["-f", "json"],               # -f is disasm's --function, not --format
+    ["--help"],
 ])
-def test_fast_entry_point_gate_is_the_typer_output(shop, tmp_path, capsys, monkeypatch,
+def test_entry_point_gate_is_the_in_process_output(shop, tmp_path, capsys, monkeypatch,
                                                    form):
-    """``gate`` through the fast entry point (no typer) prints what the typer app
-    prints and exits with its code, whatever the form of the options."""
+    """``gate`` as a process (``python -m beaminspect``, which leaves with ``os._exit``)
+    prints what :func:`main` prints in this process and exits with its code, whatever
+    the form of the options."""
     import subprocess
     import sys
     old, new, _ = shop
@@ -366,25 +368,13 @@ def test_fast_entry_point_gate_is_the_typer_output(shop, tmp_path, capsys, monke
     argv = ["gate", str(old), str(new), *form]
     want_code = main(argv)
     want = capsys.readouterr()
-    fast = subprocess.run([sys.executable, "-m", "beaminspect", *argv], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "beaminspect", *argv], capture_output=True,
                           text=True, encoding="utf-8", timeout=300, cwd=tmp_path)
-    assert fast.returncode == want_code
-    assert fast.stdout == want.out
-    assert fast.stderr == want.err
-
-
-def test_fast_parser_takes_only_what_it_knows():
-    from beaminspect.cli.fast import parse_args
-    assert parse_args("gate", ["a", "b", "-fjson", "--otp=25", "--external", "x",
-                               "--external=y", "-o", "out"]) == (
-        ["a", "b"], {"fmt": "json", "otp": 25, "external": ["x", "y"], "output": "out"})
-    assert parse_args("show", ["--json", "-j2", "p", "--jobs", "3"]) == (
-        ["p"], {"json": True, "jobs": 3})
-    for bad in (["--json=1", "p"], ["-j", "-1", "p"], ["--jobs", "x", "p"], ["-j"],
-                ["--", "p"], ["-", "p"], ["--unknown", "p"], ["-h"]):
-        assert parse_args("show", bad) is None, bad
-    assert parse_args("gate", ["a", "b", "--otp", "2x"]) is None
-    assert parse_args("gate", ["a", "b", "-f"]) is None
+    assert proc.returncode == want_code
+    assert proc.stdout == want.out
+    assert proc.stderr == want.err
+    if form == ["-f", "json"]:
+        assert want_code == 3 and "No such option: -f" in want.err
 
 
 def test_cli_policy_fail_on_and_output_file(shop, tmp_path, capsys):
@@ -396,11 +386,11 @@ def test_cli_policy_fail_on_and_output_file(shop, tmp_path, capsys):
     assert main(["gate", str(old), str(new), "--policy", str(pol), "--fail-on", "error"]) == 1
     capsys.readouterr()
     out = tmp_path / "gate.sarif"
-    assert main(["gate", str(old), str(new), "-f", "sarif", "-o", str(out)]) == 1
+    assert main(["gate", str(old), str(new), "--format", "sarif", "-o", str(out)]) == 1
     assert capsys.readouterr().out == ""
     jsonschema.validate(json.loads(out.read_text()), SARIF_MINIMAL)
     assert main(["gate", str(old), str(new), "--external", "hl_export_removed",
-                 "-f", "json"]) == 1
+                 "--format", "json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert "hl_export_removed" in doc["policy"]["external"]
     assert not [f for f in doc["findings"] if f["kind"] == "export_removed_still_called"]

@@ -1,310 +1,293 @@
-"""The ``beaminspect`` command line: a thin consumer of the library.
+"""The ``beaminspect`` command line: a typer app, a thin consumer of the library.
 
-Exit codes (documented in the README):
-
-* 0 -- success, nothing at or above ``--fail-on``;
-* 1 -- findings at or above ``--fail-on`` (diff, gate, check);
-* 2 -- bad input: a file could not be read or parsed (the others are still processed);
-* 3 -- usage error (unknown option, bad argument);
-* 4 -- internal error (a bug: please report it; ``BEAMINSPECT_DEBUG=1`` shows the traceback).
+The commands' bodies are in :mod:`beaminspect.cli.commands` (the exit codes and the
+choices of ``--format`` and ``--fail-on`` too), the per-file jobs of ``show`` and
+``disasm`` in :mod:`beaminspect.cli.jobs`.  Starting costs typer and nothing else: each
+command imports what it needs when it runs.
 """
 
-from __future__ import annotations
-
+import os
 import sys
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from beaminspect import __version__
-from beaminspect.cli.commands import GATE_FAIL_ON, GATE_FORMATS, error_line
-from beaminspect.errors import BeamError
+from beaminspect.cli import commands
+from beaminspect.cli.commands import (DIFF_FORMATS, EXIT_BAD_INPUT, EXIT_FINDINGS,  # noqa: F401
+                                      EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, FAIL_ON,
+                                      GATE_FORMATS, BadUsage)
 
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
-EXIT_USAGE = 3
-EXIT_INTERNAL = 4
+# ---------------------------------------------------------------------------
+# how typer shows and reads the parameters
+# ---------------------------------------------------------------------------
+
+try:  # typer >= 0.2x coerces every value with a pydantic TypeAdapter
+    from dataclasses import dataclass
+
+    from typer._coercion import RuntimeParam as _RuntimeParam
+    from typer._typing import get_args, get_origin
+except ImportError:  # pragma: no cover - other typer versions coerce as they do
+    _RuntimeParam = None
+
+if _RuntimeParam is not None:
+    @dataclass(frozen=True)
+    class _PlainValue(_RuntimeParam):
+        """The coercion of a ``str``, ``int``, ``bool`` or list of them, without
+        importing pydantic (about 0.15 s, more than the rest of a ``show`` of one file)."""
+
+        def _coerce_value(self, value, param, ctx):
+            if get_origin(self.annotation) is list:
+                (item,) = get_args(self.annotation)
+                return [_plain(item, v, param, ctx) for v in value]
+            return _plain(self.annotation, value, param, ctx)
+
+
+def _plain(annotation, value, param, ctx):
+    if annotation is int and isinstance(value, str):
+        try:
+            return int(value, 10)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not an integer.", ctx=ctx,
+                                     param=param) from None
+    if isinstance(value, annotation):
+        return value
+    raise typer.BadParameter(f"{value!r} is not a valid {annotation.__name__}.", ctx=ctx,
+                             param=param)
+
+
+def _is_plain(annotation) -> bool:
+    if get_origin(annotation) is list:
+        args = get_args(annotation)
+        return len(args) == 1 and _is_plain(args[0])
+    return annotation in (str, int, bool)
+
+
+def _use_plain_values(params) -> None:
+    for p in params:
+        desc = getattr(p, "type_descriptor", None)
+        if (_RuntimeParam is not None and getattr(p, "_runtime_param", False) is None
+                and desc is not None and desc.file_annotation is None
+                and _is_plain(desc.annotation)):
+            p._runtime_param = _PlainValue(parameter_info=desc.parameter_info,
+                                           annotation=desc.annotation)
+
+
+def _argument_name(param) -> str:
+    """An argument as a user reads it: ``OLD``, ``PATH...`` (``[NAME]`` if optional)."""
+    name = param.metavar or param.name.upper()
+    if param.nargs != 1:
+        name += "..."
+    return name if param.required else f"[{name}]"
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line and argument list read ``OLD NEW`` and ``PATH...``
+    (not ``{old}`` and ``<list[str]>``), and whose values need no pydantic."""
+
+    def parse_args(self, ctx, args):
+        _use_plain_values(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if p.param_type_name == "argument":
+                pieces.append(_argument_name(p))
+        return pieces
+
+    def format_options(self, ctx, formatter):
+        args, opts = [], []
+        for p in self.get_params(ctx):
+            if p.param_type_name == "argument" and not p.hidden:
+                args.append((_argument_name(p), p.help or ""))
+            elif p.param_type_name == "option":
+                record = p.get_help_record(ctx)
+                if record is not None:
+                    opts.append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if opts:
+            with formatter.section("Options"):
+                formatter.write_dl(opts)
+
+
+class _Group(typer.core.TyperGroup):
+    def parse_args(self, ctx, args):
+        _use_plain_values(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+
+EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    f"  {EXIT_OK}  success, no finding at or above --fail-on\n"
+    f"  {EXIT_FINDINGS}  a finding at or above --fail-on (diff, gate), a file refused (check)\n"
+    f"  {EXIT_BAD_INPUT}  bad input: a file could not be read or parsed\n"
+    f"  {EXIT_USAGE}  usage error\n"
+    f"  {EXIT_INTERNAL}  internal error (BEAMINSPECT_DEBUG=1 shows the traceback)"
+)
 
 app = typer.Typer(
-    add_completion=False,
+    name="beaminspect",
+    cls=_Group,
+    add_completion=True,
     no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     help="Inspect compiled Erlang/Elixir .beam files and predict what a hot code load "
          "changes and breaks.",
+    epilog=EXIT_CODES_EPILOG,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _command(short_help: str):
+    return app.command(cls=_Command, short_help=short_help)
+
+
+def _one_of(choices: tuple, hint: str):
+    """A callback that accepts only ``choices`` (or no value)."""
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}", param_hint=hint)
+        return value
+    return check
+
+
+def _or(choices: tuple) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1]
+
+
+def _exit(body, *args) -> None:
+    """Run a command body; its usage errors are typer's, its code the exit code."""
+    try:
+        code = body(*args)
+    except BadUsage as e:
+        raise typer.BadParameter(e.message, param_hint=e.hint) from None
+    raise typer.Exit(code)
+
+
 def _version(value: bool) -> None:
     if value:
+        from beaminspect._version import __version__
         typer.echo(f"beaminspect {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     pass
 
 
-def report_error(err: BeamError) -> None:
-    typer.echo(error_line(err), err=True)
+# -- parameters shared by several commands -----------------------------------
+
+Paths = Annotated[List[str], typer.Argument(metavar="PATH", show_default=False,
+                                            help="Files or directories (searched for "
+                                                 "*.beam).")]
+Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", metavar="N",
+                                             help="Worker processes (default: all cores).")]
+External = Annotated[Optional[List[str]], typer.Option(
+    "--external", metavar="NAME", show_default=False,
+    help="A module or application whose exports are not checked (repeatable).")]
 
 
 # ---------------------------------------------------------------------------
-# check
+# the commands
 # ---------------------------------------------------------------------------
 
-def _check_one(path: str, otp: int, as_json: bool, features=()):
-    """``(status, text)``: status 0 loads, 1 refused, 2 unreadable."""
-    from beaminspect.loader.check import check_file
-    try:
-        verdict = check_file(path, otp, enabled_features=features)
-    except BeamError as e:
-        return EXIT_BAD_INPUT, error_line(e)
-    if as_json:
-        import json
-        return (EXIT_OK if verdict.loads else EXIT_FINDINGS), json.dumps(
-            {"file": path, "otp": otp, **verdict.to_dict()}, sort_keys=True)
-    if verdict.loads:
-        return EXIT_OK, f"{path}: loads on OTP {otp}"
-    return EXIT_FINDINGS, f"{path}: refused by OTP {otp}: {verdict.reason}"
-
-
-@app.command()
+@_command("Predict whether a release's loader accepts each file.")
 def check(
-    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
-    otp: int = typer.Option(..., "--otp", help="The OTP release whose loader to model."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per file (JSON Lines)."),
-    features: List[str] = typer.Option([], "--enable-feature",
-                                       help="A feature the runtime enables (as erl's "
-                                            "-enable-feature); repeatable."),
+    paths: Paths,
+    otp: Annotated[int, typer.Option("--otp", metavar="N",
+                                     help="The OTP release whose loader to model.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file "
+                                                         "(JSON Lines).")] = False,
+    features: Annotated[List[str], typer.Option(
+        "--enable-feature", metavar="FEATURE", show_default=False,
+        help="As erl's -enable-feature: a feature the runtime enables (repeatable).")] = [],
 ) -> None:
     """Predict whether OTP N loads each file: the checks of erlang:prepare_loading/2, and
     the features code:load_file/1 checks."""
-    from beaminspect.release.paths import iter_beam_paths
-
-    status = EXIT_OK
-    for path in iter_beam_paths(paths):
-        code, text = _check_one(path, otp, as_json, tuple(features))
-        typer.echo(text, err=(code == EXIT_BAD_INPUT))
-        status = max(status, code)
-    raise typer.Exit(status)
+    _exit(commands.check, paths, otp, as_json, features)
 
 
-# ---------------------------------------------------------------------------
-# show
-# ---------------------------------------------------------------------------
-
-def _print_each(job, paths: List[str], args: tuple, jobs: Optional[int],
-                as_json: bool) -> int:
-    """Print ``job``'s result for each file in order (a blank line between text
-    listings; error lines on stderr); the exit code."""
-    from beaminspect.parallel import map_files
-    from beaminspect.release.paths import iter_beam_paths
-
-    failed = False
-    first = True
-    for ok, text in map_files(job, iter_beam_paths(paths), args, jobs):
-        if ok:
-            if not as_json and not first:
-                typer.echo("")
-            typer.echo(text)
-            first = False
-        else:
-            failed = True
-            typer.echo(text, err=True)
-    return EXIT_BAD_INPUT if failed else EXIT_OK
-
-
-def _show_one(path: str, as_json: bool):
-    if as_json:
-        from beaminspect.cli.fast import show_json_job
-        return show_json_job(path)
-    from beaminspect.module import load
-    try:
-        from beaminspect.render.text import show_module
-        return True, show_module(load(path))
-    except BeamError as e:
-        return False, error_line(e)
-
-
-@app.command()
+@_command("Show a module's chunks, tables, attributes and compile information.")
 def show(
-    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per module (JSON Lines)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
+    paths: Paths,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per module "
+                                                         "(JSON Lines).")] = False,
+    jobs: Jobs = None,
 ) -> None:
     """Show a module's chunks, tables, attributes and compile information."""
-    raise typer.Exit(_print_each(_show_one, paths, (as_json,), jobs, as_json))
+    _exit(commands.show, paths, as_json, jobs)
 
 
-# ---------------------------------------------------------------------------
-# diff
-# ---------------------------------------------------------------------------
-
-FORMATS = ("text", "json", "markdown")
-FAIL_ON = ("info", "warning", "error", "never")
-
-
-@app.command()
+@_command("Predict what hot-loading NEW over OLD changes and breaks.")
 def diff(
-    old: str = typer.Argument(..., help="The running version (.beam)."),
-    new: str = typer.Argument(..., help="The version to load (.beam)."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json or markdown."),
-    fail_on: str = typer.Option("error", "--fail-on",
-                                help="Exit 1 when a finding has this severity or higher "
-                                     "(info, warning, error, never)."),
-    otp: Optional[int] = typer.Option(None, "--otp", help="OTP release of the running system "
-                                      "(default: the release that compiled OLD)."),
+    old: Annotated[str, typer.Argument(metavar="OLD", help="The running version (.beam).")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="The version to load (.beam).")],
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+                                     callback=_one_of(DIFF_FORMATS, "--format"),
+                                     help=f"{_or(DIFF_FORMATS)}.")] = "text",
+    fail_on: Annotated[str, typer.Option("--fail-on", metavar="SEVERITY",
+                                         callback=_one_of(FAIL_ON, "--fail-on"),
+                                         help="Exit 1 when a finding has this severity or "
+                                              f"higher ({', '.join(FAIL_ON)}).")] = "error",
+    otp: Annotated[Optional[int], typer.Option("--otp", metavar="N",
+                                               help="OTP release of the running system "
+                                                    "(default: the release that compiled "
+                                                    "OLD).")] = None,
 ) -> None:
     """Predict what hot-loading NEW over OLD changes and breaks."""
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
-    if fail_on not in FAIL_ON:
-        raise typer.BadParameter(f"must be one of {', '.join(FAIL_ON)}", param_hint="--fail-on")
-    from beaminspect.analysis.hotload import analyse, max_severity_at_least
-    from beaminspect.module import load
-    from beaminspect.render import diff_out
-
-    try:
-        a = load(old).decode_all()
-        b = load(new).decode_all()
-        report = analyse(a, b, running_otp=otp)
-    except BeamError as e:
-        report_error(e)
-        raise typer.Exit(EXIT_BAD_INPUT)
-    if fmt == "json":
-        from beaminspect.render.json_out import dumps
-        typer.echo(dumps(diff_out.report_dict(report)))
-    elif fmt == "markdown":
-        typer.echo(diff_out.render_markdown(report))
-    else:
-        typer.echo(diff_out.render_text(report))
-    failed = fail_on != "never" and max_severity_at_least(report, fail_on)
-    raise typer.Exit(EXIT_FINDINGS if failed else EXIT_OK)
+    _exit(commands.diff, old, new, fmt, fail_on, otp)
 
 
-# ---------------------------------------------------------------------------
-# gate and appup
-# ---------------------------------------------------------------------------
-
-def _load_gate_policy(policy_file: Optional[str]):
-    from beaminspect.cli.commands import CommandExit, load_gate_policy
-    try:
-        return load_gate_policy(policy_file)
-    except CommandExit as e:
-        raise typer.Exit(e.code)
-
-
-def _compare(old: str, new: str, policy, external, otp):
-    from beaminspect.cli.commands import CommandExit, compare
-    try:
-        return compare(old, new, policy, external, otp)
-    except CommandExit as e:
-        raise typer.Exit(e.code)
-
-
-def _emit(text: str, output: Optional[str]) -> None:
-    from beaminspect.cli.commands import CommandExit, emit
-    try:
-        emit(text, output)
-    except CommandExit as e:
-        raise typer.Exit(e.code)
-
-
-@app.command()
+@_command("Check an upgrade from release OLD to release NEW.")
 def gate(
-    old: str = typer.Argument(..., help="The running release (directory, tarball, .ez)."),
-    new: str = typer.Argument(..., help="The release to upgrade to."),
-    fmt: str = typer.Option("text", "--format", "-f", help="text, json, markdown or sarif."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on",
-                                          help="Exit 1 when a finding has this severity or "
-                                               "higher (info, warning, error, never; default: "
-                                               "the policy's, else error)."),
-    policy_file: Optional[str] = typer.Option(None, "--policy",
-                                              help="TOML policy file (default: "
-                                                   "[tool.beaminspect] of the nearest "
-                                                   "pyproject.toml)."),
-    external: Optional[List[str]] = typer.Option(None, "--external",
-                                                 help="A module or application whose "
-                                                      "exports are not checked (repeatable)."),
-    otp: Optional[int] = typer.Option(None, "--otp", help="OTP release of the running system."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report here."),
+    old: Annotated[str, typer.Argument(metavar="OLD", help="The running release "
+                                                           "(directory, tarball, .ez).")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="The release to upgrade to.")],
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+                                     callback=_one_of(GATE_FORMATS, "--format"),
+                                     help=f"{_or(GATE_FORMATS)}.")] = "text",
+    fail_on: Annotated[Optional[str], typer.Option(
+        "--fail-on", metavar="SEVERITY", callback=_one_of(FAIL_ON, "--fail-on"),
+        help=f"Exit 1 when a finding has this severity or higher ({', '.join(FAIL_ON)}; "
+             "default: the policy's, else error).")] = None,
+    policy_file: Annotated[Optional[str], typer.Option(
+        "--policy", metavar="FILE",
+        help="TOML policy file (default: [tool.beaminspect] of the nearest "
+             "pyproject.toml).")] = None,
+    external: External = None,
+    otp: Annotated[Optional[int], typer.Option("--otp", metavar="N",
+                                               help="OTP release of the running "
+                                                    "system.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE",
+                                                  help="Write the report here.")] = None,
 ) -> None:
     """Check an upgrade from release OLD to release NEW: module changes, calls that break,
     load order and the appup files."""
-    if fmt not in GATE_FORMATS:
-        raise typer.BadParameter(f"must be one of {', '.join(GATE_FORMATS)}",
-                                 param_hint="--format")
-    if fail_on is not None and fail_on not in GATE_FAIL_ON:
-        raise typer.BadParameter(f"must be one of {', '.join(GATE_FAIL_ON)}",
-                                 param_hint="--fail-on")
-    from beaminspect.cli.commands import gate as run_gate
-    raise typer.Exit(run_gate(old, new, fmt, fail_on, policy_file, external, otp, output))
+    _exit(commands.gate, old, new, fmt, fail_on, policy_file, external, otp, output)
 
 
-@app.command()
+@_command("Suggest an .appup for each changed application.")
 def appup(
-    old: str = typer.Argument(..., help="The running release."),
-    new: str = typer.Argument(..., help="The release to upgrade to."),
-    app_name: Optional[str] = typer.Option(None, "--app", help="Only this application."),
-    output: Optional[str] = typer.Option(None, "--output", "-o",
-                                         help="Write the appup here (needs --app when "
-                                              "several applications changed)."),
-    policy_file: Optional[str] = typer.Option(None, "--policy", help="TOML policy file."),
-    external: Optional[List[str]] = typer.Option(None, "--external",
-                                                 help="A module or application whose "
-                                                      "exports are not checked (repeatable)."),
+    old: Annotated[str, typer.Argument(metavar="OLD", help="The running release.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="The release to upgrade to.")],
+    app_name: Annotated[Optional[str], typer.Option("--app", metavar="NAME",
+                                                    help="Only this application.")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="FILE",
+        help="Write the appup here (needs --app when several applications changed).")] = None,
+    policy_file: Annotated[Optional[str], typer.Option("--policy", metavar="FILE",
+                                                       help="TOML policy file.")] = None,
+    external: External = None,
 ) -> None:
     """Suggest an .appup (upgrade and downgrade) for each changed application."""
-    from beaminspect.release.appup import suggest_appup_text, suggest_appups
-    policy = _load_gate_policy(policy_file)
-    report = _compare(old, new, policy, external, None)
-    if app_name is not None and app_name not in report.new.apps:
-        raise typer.BadParameter(f"no application {app_name} in {new}", param_hint="--app")
-    appups = suggest_appups(report, app_name)
-    if output is not None and len(appups) > 1:
-        raise typer.BadParameter(f"{len(appups)} applications changed "
-                                 f"({', '.join(appups)}): choose one with --app",
-                                 param_hint="--output")
-    if not appups:
-        typer.echo("beaminspect: no application changed: no appup to suggest", err=True)
-        raise typer.Exit(EXIT_OK)
-    if output is not None:
-        _emit(suggest_appup_text(next(iter(appups.values()))), output)
-    else:
-        parts = [f"%% {name}.appup\n" + suggest_appup_text(term)
-                 for name, term in appups.items()]
-        typer.echo("\n".join(parts), nl=False)
-    raise typer.Exit(EXIT_OK)
-
-
-# ---------------------------------------------------------------------------
-# disasm
-# ---------------------------------------------------------------------------
-
-def _disasm_one(path: str, function: Optional[tuple], as_json: bool):
-    from beaminspect.module import load
-    try:
-        m = load(path)
-        if as_json and function is None:
-            from beaminspect.render.disasm_json import module_json_text as whole_module
-            return True, whole_module(m)
-        funcs = m.functions
-        if function is not None:
-            funcs = [f for f in funcs if (f.name, f.arity) == function]
-            if not funcs:
-                return False, f"beaminspect: {path}: no function {function[0]}/{function[1]}"
-        if as_json:
-            from beaminspect.render.disasm_text import module_json_text
-            return True, module_json_text(m, funcs)
-        from beaminspect.render.disasm_text import module_text
-        return True, module_text(m, funcs)
-    except BeamError as e:
-        return False, error_line(e)
+    _exit(commands.appup, old, new, app_name, output, policy_file, external)
 
 
 def _parse_function(value: Optional[str]) -> Optional[tuple]:
@@ -316,17 +299,27 @@ def _parse_function(value: Optional[str]) -> Optional[tuple]:
     return (name, int(arity))
 
 
-@app.command()
+@_command("Disassemble the code: one listing per function, names resolved.")
 def disasm(
-    paths: List[str] = typer.Argument(..., help="Files or directories (searched for *.beam)."),
-    function: Optional[str] = typer.Option(None, "--function", "-f", metavar="NAME/ARITY",
-                                           help="Only this function."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per module (JSON Lines)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Worker processes (default: all cores)."),
+    paths: Paths,
+    function: Annotated[Optional[str], typer.Option("--function", "-f", metavar="NAME/ARITY",
+                                                    help="Only this function.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per module "
+                                                         "(JSON Lines).")] = False,
+    jobs: Jobs = None,
 ) -> None:
     """Disassemble the code: one listing per function, names resolved."""
-    wanted = _parse_function(function)
-    raise typer.Exit(_print_each(_disasm_one, paths, (wanted, as_json), jobs, as_json))
+    _exit(commands.disasm, paths, _parse_function(function), as_json, jobs)
+
+
+@_command("List the kinds of finding, their default severity and meaning.")
+def kinds(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array: kind, severity, "
+                                                         "summary, explanation, fix.")] = False,
+) -> None:
+    """List the kinds of finding that diff and gate report, with their default severity
+    and meaning (a policy file sets the severity of each kind)."""
+    _exit(commands.kinds, as_json)
 
 
 # ---------------------------------------------------------------------------
@@ -343,17 +336,17 @@ def _click_exceptions():
 
 
 def main(argv: Optional[list] = None) -> int:
-    """Console entry point: usage errors exit 3, unexpected exceptions exit 4 with one line."""
-    from beaminspect.cli.commands import run_guarded
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); the exit code.
+    Usage errors exit 3, unexpected exceptions exit 4 with one line."""
     cx = _click_exceptions()
     command = typer.main.get_command(app)
 
     def invoke() -> int:
         try:
             rv = command.main(args=argv, prog_name="beaminspect", standalone_mode=False)
-        except (typer.Exit, cx.Exit if hasattr(cx, "Exit") else typer.Exit) as e:
+        except (typer.Exit, getattr(cx, "Exit", typer.Exit)) as e:
             return e.exit_code
-        except (typer.Abort, cx.Abort if hasattr(cx, "Abort") else typer.Abort):
+        except (typer.Abort, getattr(cx, "Abort", typer.Abort)):
             typer.echo("beaminspect: aborted", err=True)
             return EXIT_USAGE
         except cx.UsageError as e:
@@ -364,8 +357,17 @@ def main(argv: Optional[list] = None) -> int:
             return EXIT_USAGE
         return rv if isinstance(rv, int) else EXIT_OK
 
-    return run_guarded(invoke)
+    return commands.run_guarded(invoke)
 
 
 def run() -> None:
-    sys.exit(main())
+    """The console entry point (and ``python -m beaminspect``): run, flush, and leave
+    without tearing the interpreter down -- freeing every object of a large run costs
+    tens of milliseconds, and nothing registers an exit handler."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    os._exit(code)

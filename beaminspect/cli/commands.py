@@ -1,10 +1,18 @@
-"""Command bodies shared by both front ends of the command line.
+"""The bodies of the commands of :mod:`beaminspect.cli.app`, its exit codes and choices.
 
-:mod:`beaminspect.cli.app` (typer) parses and validates a command's arguments, then calls
-the body here; :mod:`beaminspect.cli.fast` calls the same body after parsing the
-commonest forms itself, without importing typer.  A body writes its output, its error
-lines to standard error, and returns the exit code (see :mod:`beaminspect.cli.app`).  The
-values it receives are already valid: checking them is the front end's job.
+The app parses and checks a command's arguments, then calls the body here.  A body
+writes its output, its error lines to standard error, and returns the exit code; it
+raises :class:`BadUsage` for a usage error found only once the work has started.
+Nothing here is imported before a command needs it: the command line starts with
+typer and this module only.
+
+Exit codes (documented in the README):
+
+* 0 -- success, nothing at or above ``--fail-on``;
+* 1 -- findings at or above ``--fail-on`` (diff, gate, check);
+* 2 -- bad input: a file could not be read or parsed (the others are still processed);
+* 3 -- usage error (unknown option, bad argument);
+* 4 -- internal error (a bug: please report it; ``BEAMINSPECT_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -12,14 +20,20 @@ from __future__ import annotations
 import os
 import sys
 
+import typer
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 EXIT_USAGE = 3
 EXIT_INTERNAL = 4
 
-GATE_FORMATS = ("text", "json", "markdown", "sarif")
-GATE_FAIL_ON = ("info", "warning", "error", "never")
+#: ``diff --format`` and ``gate --format``.
+DIFF_FORMATS = ("text", "json", "markdown")
+GATE_FORMATS = DIFF_FORMATS + ("sarif",)
+#: ``--fail-on``: a severity, or never (the library's ``findings.FAIL_ON_VALUES``; a test
+#: keeps them equal, so that the command line need not import the analysis to start).
+FAIL_ON = ("info", "warning", "error", "never")
 #: Releases with more modules than this get a progress line (when stderr is a terminal).
 PROGRESS_MIN_MODULES = 200
 
@@ -30,6 +44,15 @@ class CommandExit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class BadUsage(Exception):
+    """A usage error found by a command body: ``message`` about the option ``hint``."""
+
+    def __init__(self, hint: str, message: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.message = message
 
 
 def echo(text: str, err: bool = False) -> None:
@@ -67,6 +90,142 @@ def run_guarded(fn, *args):
         echo(f"beaminspect: internal error: {type(e).__name__}: {e}", err=True)
         return EXIT_INTERNAL
 
+
+# ---------------------------------------------------------------------------
+# per-file commands: check, show, disasm
+# ---------------------------------------------------------------------------
+
+def _check_one(path: str, otp: int, as_json: bool, features=()):
+    """``(status, text)``: status 0 loads, 1 refused, 2 unreadable."""
+    from beaminspect.errors import BeamError
+    from beaminspect.loader.check import check_file
+    try:
+        verdict = check_file(path, otp, enabled_features=features)
+    except BeamError as e:
+        return EXIT_BAD_INPUT, error_line(e)
+    if as_json:
+        import json
+        return (EXIT_OK if verdict.loads else EXIT_FINDINGS), json.dumps(
+            {"file": path, "otp": otp, **verdict.to_dict()}, sort_keys=True)
+    if verdict.loads:
+        return EXIT_OK, f"{path}: loads on OTP {otp}"
+    return EXIT_FINDINGS, f"{path}: refused by OTP {otp}: {verdict.reason}"
+
+
+def check(paths, otp: int, as_json: bool, features=()) -> int:
+    """``beaminspect check``: one verdict per file; the worst status."""
+    from beaminspect.release.paths import iter_beam_paths
+    status = EXIT_OK
+    for path in iter_beam_paths(paths):
+        code, text = _check_one(path, otp, as_json, tuple(features))
+        typer.echo(text, err=(code == EXIT_BAD_INPUT))
+        status = max(status, code)
+    return status
+
+
+def _utf8_stdout_buffer():
+    """Standard output's byte stream when its text is UTF-8, else None."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8"):
+        return None
+    return getattr(sys.stdout, "buffer", None)
+
+
+def _print_json_lines(results, buf) -> int:
+    """Write each JSON line as bytes (a job's ``bytes`` as they are); error lines go to
+    stderr, after what came before them."""
+    err = sys.stderr
+    failed = False
+    sys.stdout.flush()
+    for ok, text in results:
+        if ok:
+            buf.write(text if type(text) is bytes else text.encode())
+            buf.write(b"\n")
+        else:
+            failed = True
+            buf.flush()
+            err.write(text + "\n")
+            err.flush()
+    buf.flush()
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def print_each(job, paths, args: tuple, jobs: int | None, as_json: bool) -> int:
+    """Print ``job``'s result for each file in order, run by the parallel pool: JSON
+    Lines, or text listings with a blank line between them; error lines on stderr.
+    The exit code: 2 if a file failed."""
+    from beaminspect.parallel import map_files
+    from beaminspect.release.paths import iter_beam_paths
+
+    results = map_files(job, iter_beam_paths(paths), args, jobs)
+    if as_json:
+        buf = _utf8_stdout_buffer()
+        if buf is not None:
+            return _print_json_lines(results, buf)
+    failed = False
+    first = True
+    for ok, text in results:
+        if ok:
+            if type(text) is bytes:
+                text = text.decode()
+            if not as_json and not first:
+                typer.echo("")
+            typer.echo(text)
+            first = False
+        else:
+            failed = True
+            typer.echo(text, err=True)
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def show(paths, as_json: bool, jobs: int | None) -> int:
+    """``beaminspect show``."""
+    from beaminspect.cli import jobs as per_file
+    job = per_file.show_json_job if as_json else per_file.show_text_job
+    return print_each(job, paths, (), jobs, as_json)
+
+
+def disasm(paths, function: tuple | None, as_json: bool, jobs: int | None) -> int:
+    """``beaminspect disasm``; ``function`` is ``(name, arity)`` or None."""
+    from beaminspect.cli import jobs as per_file
+    if as_json and function is None:
+        return print_each(per_file.disasm_json_job, paths, (), jobs, True)
+    return print_each(per_file.disasm_job, paths, (function, as_json), jobs, as_json)
+
+
+# ---------------------------------------------------------------------------
+# diff
+# ---------------------------------------------------------------------------
+
+def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
+         otp: int | None = None) -> int:
+    """``beaminspect diff``: the report of hot-loading NEW over OLD."""
+    from beaminspect.analysis.hotload import analyse, max_severity_at_least
+    from beaminspect.errors import BeamError
+    from beaminspect.module import load
+    from beaminspect.render import diff_out
+
+    try:
+        a = load(old).decode_all()
+        b = load(new).decode_all()
+        report = analyse(a, b, running_otp=otp)
+    except BeamError as e:
+        typer.echo(error_line(e), err=True)
+        return EXIT_BAD_INPUT
+    if fmt == "json":
+        from beaminspect.render.json_out import dumps
+        typer.echo(dumps(diff_out.report_dict(report)))
+    elif fmt == "markdown":
+        typer.echo(diff_out.render_markdown(report))
+    else:
+        typer.echo(diff_out.render_text(report))
+    failed = fail_on != "never" and max_severity_at_least(report, fail_on)
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# gate and appup
+# ---------------------------------------------------------------------------
 
 def load_gate_policy(policy_file: str | None):
     from beaminspect.release.policy import PolicyError, load_policy
@@ -148,3 +307,41 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
     except CommandExit as e:
         return e.code
     return EXIT_FINDINGS if report.failed(threshold) else EXIT_OK
+
+
+def appup(old: str, new: str, app_name: str | None = None, output: str | None = None,
+          policy_file: str | None = None, external=None) -> int:
+    """``beaminspect appup``: the suggested .appup of each changed application."""
+    from beaminspect.release.appup import suggest_appup_text, suggest_appups
+    try:
+        policy = load_gate_policy(policy_file)
+        report = compare(old, new, policy, external, None)
+        if app_name is not None and app_name not in report.new.apps:
+            raise BadUsage("--app", f"no application {app_name} in {new}")
+        appups = suggest_appups(report, app_name)
+        if output is not None and len(appups) > 1:
+            raise BadUsage("--output", f"{len(appups)} applications changed "
+                                       f"({', '.join(appups)}): choose one with --app")
+        if not appups:
+            typer.echo("beaminspect: no application changed: no appup to suggest", err=True)
+            return EXIT_OK
+        if output is not None:
+            emit(suggest_appup_text(next(iter(appups.values()))), output)
+        else:
+            parts = [f"%% {name}.appup\n" + suggest_appup_text(term)
+                     for name, term in appups.items()]
+            typer.echo("\n".join(parts), nl=False)
+    except CommandExit as e:
+        return e.code
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# kinds
+# ---------------------------------------------------------------------------
+
+def kinds(as_json: bool) -> int:
+    """``beaminspect kinds``: the finding kinds, their default severity and meaning."""
+    from beaminspect.render import kinds as table
+    echo(table.kinds_json() if as_json else table.kinds_text())
+    return EXIT_OK
