@@ -21,7 +21,7 @@ Every file's answer comes with the loader's own message (``prepare_loading`` onl
 back after each file), so a disagreement names the loader check it is about.
 
 Operand kinds (``code:tag`` mutants, and bit flips that change a tag) are judged by the
-tables of ``beaminspect/loader/rules_data.py``, measured on this OTP 25 by
+tables of ``beaminspect/loader/rules/otp25.json``, measured on this OTP 25 by
 tools/gen_loader_rules.py on probes built from unmutated modules (not from this corpus).
 
 A list count near 2**31, 2**32 or 2**62 (``code:list``) wraps around in the loader's C

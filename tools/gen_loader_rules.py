@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""Generate ``beaminspect/loader/rules_data.py``: what OTP's loader does with each operand kind.
+"""Generate ``beaminspect/loader/rules/otpN.json``: what OTP N's loader does with each operand kind.
 
-    python tools/gen_loader_rules.py [--out beaminspect/loader/rules_data.py]
+    python tools/gen_loader_rules.py [--otp N] [--out FILE]   # measure and write
+    python tools/gen_loader_rules.py [--otp N] --check        # measure, compare, exit 1 if stale
+    python tools/gen_loader_rules.py --check-format [FILE...] # the files as this script writes them
+
+``--otp N`` runs the VM of release N through tests/otp.py (the host's erl for the host's
+release, ``chroot ROOT erl`` for the cached roots of tools/otp-roots.sh); the default is
+the host's release.
 
 After reading a generic instruction, the loader rewrites it with the transformation
 rules of its emulator's ``ops.tab`` (erts/emulator/beam/jit/x86/ops.tab for the JIT of
@@ -31,7 +37,8 @@ taken from the same runtime system, over every exported function of every module
 installed OTP and of ``erlang`` itself.
 
 The generated file records the runtime system (OTP release, ERTS version, emulator
-flavour and architecture) it was measured on.
+flavour and architecture) it was measured on; its layout is described in
+:mod:`beaminspect.loader.rules`.
 """
 
 from __future__ import annotations
@@ -39,11 +46,10 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
+import json
 import os
-import pprint
 import re
 import struct
-import subprocess
 import sys
 import tempfile
 
@@ -53,10 +59,27 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import fuzz  # noqa: E402
 
-from beaminspect.format.opcodes import OPCODES  # noqa: E402
+from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE, OPCODES  # noqa: E402
+from beaminspect.loader.rules import FORMAT  # noqa: E402
 
 INSTANCES = 3
-OUT = os.path.join(ROOT, "beaminspect", "loader", "rules_data.py")
+RULES_DIR = os.path.join(ROOT, "beaminspect", "loader", "rules")
+#: The release measured when --otp is not given (the host's erl).
+HOST_RELEASE = 25
+
+
+def out_path(otp: int) -> str:
+    return os.path.join(RULES_DIR, f"otp{otp}.json")
+
+
+def release(otp: int):
+    """tests/otp.py's Release for ``otp`` (the VM the probes are run on)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from otp import otp as find_release
+    rel = find_release(otp)
+    if not rel.available:
+        raise SystemExit(f"gen_loader_rules: OTP {otp}: {rel.skip_reason}")
+    return rel
 
 #: The kinds of operand the loader tells apart, with the compact encoding used to probe.
 KINDS = "uianxyfpqlo"
@@ -112,27 +135,41 @@ halt().
 """
 
 
-def _erl(program: str, **bindings: str) -> subprocess.CompletedProcess:
-    binds = ", ".join(f'{k} = "{v}"' for k, v in bindings.items())
-    return subprocess.run(["erl", "-noshell", "-noinput", "-eval", binds + ", " + program],
-                          capture_output=True, text=True, timeout=3600)
+def _erl(rel, program: str, **bindings: str):
+    """Run ``program`` in release ``rel``'s VM; ``bindings`` are host paths."""
+    binds = ", ".join(f'{k} = "{rel.vm_path(v)}"' for k, v in bindings.items())
+    return rel.run(["erl", "-noshell", "-noinput", "-eval", binds + ", " + program],
+                   timeout=3600)
 
 
-def _sources() -> list[str]:
-    samples = sorted(glob.glob(os.path.join(ROOT, "samples", "**", "*.beam"), recursive=True))
-    otp = sorted(glob.glob(fuzz.OTP_GLOB), key=os.path.getsize)
-    elixir = sorted(glob.glob("/usr/lib/elixir/lib/*/ebin/*.beam"), key=os.path.getsize)
-    return samples + otp + elixir
+def _sources(rel) -> list[str]:
+    """The modules instances are taken from: the samples the release's compiler built
+    (samples/otpN/ for a cached root, the other sample folders for the host's), then
+    the release's own OTP and Elixir beams, smallest first."""
+    if rel.on_host:
+        samples = [p for p in glob.glob(os.path.join(ROOT, "samples", "**", "*.beam"),
+                                        recursive=True)
+                   if not re.match(r"otp\d+$", os.path.relpath(p, os.path.join(ROOT, "samples"))
+                                   .split(os.sep)[0])]
+    else:
+        samples = glob.glob(os.path.join(ROOT, "samples", f"otp{rel.otp_release}", "**",
+                                         "*.beam"), recursive=True)
+    otp = sorted(rel.otp_beams(), key=os.path.getsize)
+    elixir = sorted(rel.elixir_beams(), key=os.path.getsize)
+    return sorted(samples) + otp + elixir
 
 
 def _literal_count(chunks) -> int:
     import zlib
     for cid, data in chunks:
         if cid == b"LitT" and len(data) > 8:
-            try:
-                table = zlib.decompress(data[4:])
-            except zlib.error:
-                return 0
+            if struct.unpack_from(">I", data, 0)[0] == 0:
+                table = data[4:]          # OTP 28+: the table stored uncompressed
+            else:
+                try:
+                    table = zlib.decompress(data[4:])
+                except zlib.error:
+                    return 0
             return struct.unpack_from(">I", table, 0)[0]
     return 0
 
@@ -183,10 +220,11 @@ def kind_of(op) -> str | None:
             "alloc": "u"}.get(tag)
 
 
-def collect_instances():
+def collect_instances(rel, sources):
     """``{opcode: [(path, chunks, code index, instruction start, spans, label)]}``."""
+    highest = MAX_OPCODE_BY_RELEASE[int(rel.otp_release)]
     found: dict[int, list] = collections.defaultdict(list)
-    for path in _sources():
+    for path in sources:
         with open(path, "rb") as f:
             data = f.read()
         chunks = fuzz.split_chunks(data)
@@ -210,7 +248,7 @@ def collect_instances():
                 continue
             seen_here.add(opc)
             found[opc].append((path, chunks, ci[0], start, spans, label))
-        if all(len(found[o]) >= INSTANCES for o in range(1, 181)
+        if all(len(found[o]) >= INSTANCES for o in range(1, highest + 1)
                if OPCODES[o] and not OPCODES[o].obsolete and OPCODES[o].arity):
             break
     return found
@@ -229,12 +267,12 @@ def _atom_names(chunks) -> list[str]:
     return []
 
 
-def collect_atoms() -> dict[tuple[int, int], set[str]]:
+def collect_atoms(sources) -> dict[tuple[int, int], set[str]]:
     """The atoms real code has at each atom operand position: ``{(opcode, pos): names}``.
     Some rules of ops.tab take only named atoms (``bs_start_match4 a==am_no_fail``), so
     the module-name atom the probes use can be refused where these are taken."""
     seen: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
-    for path in _sources():
+    for path in sources:
         with open(path, "rb") as f:
             chunks = fuzz.split_chunks(f.read())
         code = [c[1] for c in chunks or () if c[0] == b"Code"]
@@ -281,7 +319,7 @@ def build_probes(found, workdir: str):
     return probes
 
 
-def ask(probes, workdir: str) -> dict[str, tuple[str, str]]:
+def ask(rel, probes, workdir: str) -> dict[str, tuple[str, str]]:
     answers: dict[str, tuple[str, str]] = {}
     left = [p[0] for p in probes]
     rnd = 0
@@ -290,15 +328,16 @@ def ask(probes, workdir: str) -> dict[str, tuple[str, str]]:
         listing = os.path.join(workdir, f"files{rnd}.eterm")
         out = os.path.join(workdir, f"out{rnd}.txt")
         log = os.path.join(workdir, f"log{rnd}.txt")
+        host_of = {rel.vm_path(p): p for p in left}
         with open(listing, "w", encoding="utf-8") as f:
-            f.write("[" + ",\n".join('"' + p + '"' for p in left) + "].\n")
-        _erl(PREPARE_LOADING, List=listing, Out=out, Log=log)
+            f.write("[" + ",\n".join('"' + rel.vm_path(p) + '"' for p in left) + "].\n")
+        _erl(rel, PREPARE_LOADING, List=listing, Out=out, Log=log)
         done = {}
         if os.path.exists(out):
             with open(out, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     path, answer, said = line.rstrip("\n").split("\t", 2)
-                    done[path] = (answer, said)
+                    done[host_of.get(path, path)] = (answer, said)
         answers.update(done)
         rest = [p for p in left if p not in done]
         if rest:
@@ -317,9 +356,9 @@ def loader_words(said: str) -> str:
     return text.replace(":,", ":")
 
 
-def runtime_info(workdir: str):
+def runtime_info(rel, workdir: str):
     out = os.path.join(workdir, "info.txt")
-    _erl(_ERL_INFO, Out=out)
+    _erl(rel, _ERL_INFO, Out=out)
     with open(out, encoding="utf-8") as f:
         text = f.read()
     info_line, bifs_text = text.split("\n", 1)
@@ -335,17 +374,18 @@ def runtime_info(workdir: str):
     return (otp, version, flavor, arch), sorted({(atom(m), atom(f), int(a)) for m, f, a in bifs})
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=OUT)
-    args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as workdir:
-        info, bifs = runtime_info(workdir)
-        found = collect_instances()
-        atoms_seen = collect_atoms()
+def measure(otp: int) -> dict:
+    """Probe release ``otp``'s VM and return the data file's document."""
+    rel = release(otp)
+    base = None if rel.on_host else os.path.join(rel.root, "tmp")
+    with tempfile.TemporaryDirectory(prefix="gen-loader-rules-", dir=base) as workdir:
+        info, bifs = runtime_info(rel, workdir)
+        sources = _sources(rel)
+        found = collect_instances(rel, sources)
+        atoms_seen = collect_atoms(sources)
         probes = build_probes(found, workdir)
-        print(f"{len(probes)} probes over {len(found)} opcodes", file=sys.stderr)
-        answers = ask(probes, workdir)
+        print(f"OTP {otp}: {len(probes)} probes over {len(found)} opcodes", file=sys.stderr)
+        answers = ask(rel, probes, workdir)
 
     # (opcode, position, kind) -> [answers]
     results: dict[tuple[int, int, str], list] = collections.defaultdict(list)
@@ -366,43 +406,88 @@ def main(argv=None) -> int:
         for pos, kinds in positions.items():
             if "a" in kinds and atoms_seen.get((opc, pos)):
                 atoms_taken.setdefault(opc, {})[pos] = sorted(atoms_seen[(opc, pos)])
-    otp, version, flavor, arch = info
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(f"# Generated by tools/gen_loader_rules.py from Erlang/OTP {otp} (ERTS {version}, "
-                f"{flavor}, {arch}) — do not edit\n")
-        f.write('"""What the loader of one OTP release does with each kind of operand.\n\n'
-                "Measured with ``erlang:prepare_loading/2`` (see tools/gen_loader_rules.py).\n"
-                "Operand kinds: ``u`` untagged, ``i`` small integer, ``a`` atom, ``n`` nil "
-                "(atom 0),\n``x``/``y`` registers (typed or not), ``f`` label, ``p`` no label "
-                "(label 0), ``q`` literal\n(or an integer too large for a small), ``l`` float "
-                "register.\n\n"
-                "``REFUSED[otp][opcode][position][kind]``: the loader's message when it refuses "
-                "that kind\nof operand at that position of the generic instruction.\n"
-                "``CONTEXT[otp][opcode][position]``: kinds whose fate depended on the "
-                "neighbouring\ninstructions in the measurements (nothing is predicted for them).\n"
-                "``ATOMS[otp][opcode][position]``: atoms real code has where the probe's atom "
-                "was\nrefused (rules that name an atom, such as ``bs_start_match4 "
-                "a==am_no_fail``).\n"
-                "``BIFS[otp]``: the (module, function, arity) the loader binds to a BIF.\n"
-                '"""\n\n')
-        f.write("from __future__ import annotations\n\n")
-        f.write(f"MEASURED_ON = {{{int(otp)}: {(otp, version, flavor, arch)!r}}}\n\n")
-        f.write(f"KINDS = {KINDS!r}\n\n")
-        f.write(f"REFUSED = {{{int(otp)}: ")
-        f.write(pprint.pformat(refused, width=100, compact=True))
-        f.write("}\n\n")
-        f.write(f"CONTEXT = {{{int(otp)}: ")
-        f.write(pprint.pformat(context, width=100, compact=True))
-        f.write("}\n\n")
-        f.write(f"ATOMS = {{{int(otp)}: ")
-        f.write(pprint.pformat(atoms_taken, width=100, compact=True))
-        f.write("}\n\n")
-        f.write(f"BIFS = {{{int(otp)}: frozenset(")
-        f.write(pprint.pformat(bifs, width=100, compact=True))
-        f.write(")}\n")
-    print(f"wrote {args.out}: {sum(len(p) for p in refused.values())} refusing positions, "
-          f"{sum(len(p) for p in context.values())} context-dependent, {len(bifs)} BIFs",
-          file=sys.stderr)
+    otp_release, version, flavor, arch = info
+    if int(otp_release) != otp:
+        raise SystemExit(f"gen_loader_rules: asked for OTP {otp}, the VM is OTP {otp_release}")
+    return document(otp, {"otp_release": otp_release, "erts_version": version,
+                          "emu_flavor": flavor, "architecture": arch},
+                    refused, context, atoms_taken, bifs)
+
+
+def document(otp: int, measured_on: dict, refused, context, atoms, bifs) -> dict:
+    """The data file's document, keys in numeric order (JSON keys are strings)."""
+    def num(d, leaf):
+        return {str(k): {str(p): leaf(v) for p, v in sorted(positions.items(), key=lambda kv: int(kv[0]))}
+                for k, positions in sorted(d.items(), key=lambda kv: int(kv[0]))}
+    return {
+        "format": FORMAT,
+        "generator": "tools/gen_loader_rules.py",
+        "otp": int(otp),
+        "measured_on": {k: measured_on[k] for k in ("otp_release", "erts_version",
+                                                     "emu_flavor", "architecture")},
+        "instances": INSTANCES,
+        "kinds": KINDS,
+        "refused": num(refused, lambda kinds: dict(sorted(kinds.items()))),
+        "context": num(context, str),
+        "atoms": num(atoms, lambda names: sorted(names)),
+        "bifs": [[m, f, int(a)] for m, f, a in sorted((m, f, int(a)) for m, f, a in bifs)],
+    }
+
+
+def render(doc: dict) -> str:
+    """The text of a data file (the staleness check compares it byte for byte)."""
+    doc = document(doc["otp"], doc["measured_on"], doc["refused"], doc["context"],
+                   doc["atoms"], doc["bifs"]) if doc.get("format") == FORMAT else doc
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def check_format(paths) -> list[str]:
+    """The files that differ from what this script writes for their own contents."""
+    stale = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            text = f.read()
+        doc = json.loads(text)
+        name = os.path.basename(p)
+        if render(doc) != text or name != f"otp{doc.get('otp')}.json" \
+                or str(doc["measured_on"]["otp_release"]) != str(doc["otp"]):
+            stale.append(p)
+    return stale
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--otp", type=int, default=HOST_RELEASE,
+                    help="the release to measure (its VM through tests/otp.py)")
+    ap.add_argument("--out", help="default: beaminspect/loader/rules/otpN.json")
+    ap.add_argument("--check", action="store_true",
+                    help="measure, and exit 1 if the committed file differs")
+    ap.add_argument("--check-format", nargs="*", metavar="FILE",
+                    help="exit 1 if a data file is not as this script writes it "
+                         "(default: every committed one)")
+    args = ap.parse_args(argv)
+    if args.check_format is not None:
+        paths = args.check_format or sorted(glob.glob(os.path.join(RULES_DIR, "otp*.json")))
+        stale = check_format(paths)
+        for p in stale:
+            print(f"stale: {p}", file=sys.stderr)
+        return 1 if stale else 0
+    out = args.out or out_path(args.otp)
+    doc = measure(args.otp)
+    text = render(doc)
+    if args.check:
+        try:
+            with open(out, encoding="utf-8") as f:
+                same = f.read() == text
+        except OSError:
+            same = False
+        print(f"{out}: {'up to date' if same else 'stale'}", file=sys.stderr)
+        return 0 if same else 1
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"wrote {out}: {sum(len(p) for p in doc['refused'].values())} refusing positions, "
+          f"{sum(len(p) for p in doc['context'].values())} context-dependent, "
+          f"{len(doc['bifs'])} BIFs", file=sys.stderr)
     return 0
 
 

@@ -27,9 +27,17 @@ beam_load.c) and uses its words for the reasons:
    each position of each generic instruction (``bad tag N for destination``, ``no
    specific operation found``...), BIF imports that are not BIFs, line indexes and line
    table size, fun indexes and free-variable counts, the function count.  The kinds come
-   from :mod:`beaminspect.loader.rules_data`, measured on the OTP 25 JIT (x86_64) by
-   tools/gen_loader_rules.py; other releases get the reader's checks of step 4 and the
-   line checks only.
+   from the release's data file ``beaminspect/loader/rules/otpN.json`` (see
+   :mod:`beaminspect.loader.rules`), measured on that release's VM by
+   tools/gen_loader_rules.py; releases without one get the reader's checks of step 4
+   and the line checks only.
+
+The bytes are read with the format layer (:class:`~beaminspect.format.reader.Reader`,
+:func:`~beaminspect.format.container.read_container`, the tag and extended-kind numbers
+of :mod:`beaminspect.format.compact`, opcodes by name from
+:mod:`beaminspect.format.opcodes`); per-release facts come from :mod:`beaminspect.otp`.
+What stays here are the loader's own, stricter rules: how it fails (one reason per
+table), signed sizes, padded chunks, word-sized operand values.
 """
 
 from __future__ import annotations
@@ -40,14 +48,18 @@ import zlib
 from dataclasses import dataclass
 
 from beaminspect import terms
+from beaminspect import otp as releases
+from beaminspect.errors import BeamError, LimitError, NotBeamError
+from beaminspect.format import compact
 from beaminspect.format.chunks import MAX_LITERAL_TABLE
-from beaminspect.errors import BeamError, LimitError
-from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE, OPCODES
+from beaminspect.format.container import MAX_INFLATED_SIZE, gunzip, read_container
+from beaminspect.format.opcodes import BY_NAME, OPCODES
+from beaminspect.format.reader import Reader
+from beaminspect.loader import rules as loader_rules
+from beaminspect.otp import DEFAULT_FEATURES, KNOWN_FEATURES, TYPE_VERSION_BY_RELEASE
 
-__all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE"]
-
-#: The Type chunk version each release's loader reads (others are ignored).
-TYPE_VERSION_BY_RELEASE = {25: 1, 26: 2, 27: 3, 28: 3, 29: 4}
+__all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE",
+           "KNOWN_FEATURES", "DEFAULT_FEATURES"]
 
 #: Registers the loader accepts (MAX_REG).
 MAX_REG = 1024
@@ -68,10 +80,29 @@ _STILL_LOADED = frozenset({"allocate_zero", "allocate_heap_zero", "put_literal",
                            "bs_put_utf8", "bs_put_utf16", "bs_put_utf32", "bs_put_integer",
                            "bs_put_binary", "bs_put_float", "bs_put_string", "make_fun2"})
 
-_OP_LABEL, _OP_FUNC_INFO, _OP_INT_CODE_END, _OP_LINE = 1, 2, 3, 153
+def _op(name: str) -> int:
+    return BY_NAME[name].number
 
+
+_OP_LABEL, _OP_FUNC_INFO, _OP_INT_CODE_END, _OP_LINE = (
+    _op("label"), _op("func_info"), _op("int_code_end"), _op("line"))
+_OP_MOVE = _op("move")
+_OP_BIF0 = _op("bif0")
+#: call_last, call_only, call_ext_last, call_ext_only: a ``line`` before them may go.
+_OP_CALL_LAST, _OP_CALL_ONLY = _op("call_last"), _op("call_only")
+_OP_CALL_EXT_LAST, _OP_CALL_EXT_ONLY = _op("call_ext_last"), _op("call_ext_only")
+
+#: Opcode -> position of the BIF import of bif0..bif3 and gc_bif1..gc_bif3.
+_BIF_OPERAND = {BY_NAME[name].number: pos for name, pos in (
+    ("bif0", 0), ("bif1", 1), ("bif2", 1), ("bif3", 1),
+    ("gc_bif1", 2), ("gc_bif2", 2), ("gc_bif3", 2)) if name in BY_NAME}
 #: Opcode -> position of its ImpT index operand (call_ext*, bif*, gc_bif*).
-_IMPORT_OPERAND = {7: 1, 8: 1, 78: 1, 9: 0, 10: 1, 11: 1, 185: 1, 124: 2, 125: 2, 152: 2}
+_IMPORT_OPERAND = {_op("call_ext"): 1, _op("call_ext_last"): 1, _op("call_ext_only"): 1,
+                   **_BIF_OPERAND}
+
+#: Raw compact-term tag numbers (format/compact.py).
+_TAG_U, _TAG_I, _TAG_A, _TAG_X, _TAG_Y, _TAG_F, _TAG_H, _TAG_Z = (
+    compact.TAG_NUMBERS[t] for t in compact.TAG_NAMES)
 
 
 @dataclass(frozen=True)
@@ -101,37 +132,27 @@ def _refuse(code: str, reason: str):
 _I32 = struct.Struct(">i")
 
 
-class _R:
-    """A reader that fails the way the loader's ``LoadAssert`` does."""
+class _R(Reader):
+    """The format layer's reader, failing the way the loader's ``LoadAssert`` does: a
+    read past the end refuses the file with the reason of the table being read.
+    ``pos`` counts from the start of ``buf``."""
 
-    __slots__ = ("buf", "pos", "end", "fail")
+    __slots__ = ("fail",)
 
     def __init__(self, buf, pos: int, end: int, fail: tuple[str, str]) -> None:
-        self.buf, self.pos, self.end, self.fail = buf, pos, end, fail
+        super().__init__(buf, 0, end)
+        self.pos = pos
+        self.fail = fail
 
     def bad(self):
         raise _Refused(*self.fail)
 
-    def i32(self) -> int:
-        if self.end - self.pos < 4:
-            self.bad()
-        v = _I32.unpack_from(self.buf, self.pos)[0]
-        self.pos += 4
-        return v
+    def need(self, n: int, what: str = "data") -> None:
+        if n < 0 or self.pos + n > self.end:
+            raise _Refused(*self.fail)
 
-    def u8(self) -> int:
-        if self.pos >= self.end:
-            self.bad()
-        v = self.buf[self.pos]
-        self.pos += 1
-        return v
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.end - self.pos < n:
-            self.bad()
-        a = self.pos
-        self.pos += n
-        return bytes(self.buf[a:a + n])
+    def take(self, n: int, what: str = "data") -> bytes:
+        return bytes(super().take(n, what))
 
     def tagged(self):
         """``(tag, value, size)`` as the loader's ``beamreader_read_tagged``: ``size`` is 0
@@ -147,22 +168,22 @@ class _R:
             count = n + 2
         else:
             ptag, plen, psize = self.tagged()
-            if ptag != 0 or psize or plen >= 0x7FFFFFFF - 9:
+            if ptag != _TAG_U or psize or plen >= 0x7FFFFFFF - 9:
                 self.bad()
             count = plen + 9
         raw = self.take(count)
         if count <= 8:
             word = int.from_bytes(raw, "big")
-            if tag == 1:
+            if tag == _TAG_I:
                 v = int.from_bytes(raw, "big", signed=True)
                 if _MIN_SMALL <= v <= _MAX_SMALL:
                     return tag, v, 0
             elif word < (1 << 63):
                 return tag, word, 0
-        if tag == 0:
+        if tag == _TAG_U:
             return _TAG_U_BIG, None, count
-        if tag != 1:
-            return 8, None, count
+        if tag != _TAG_I:
+            return _TAG_OVERFLOW, None, count
         return tag, int.from_bytes(raw, "big", signed=True), count
 
 
@@ -175,25 +196,27 @@ def _check_table_count(count: int, minimum: int, item_size: int) -> bool:
 # ---------------------------------------------------------------------------
 
 def _chunks(data: bytes) -> dict[bytes, memoryview]:
+    """The chunks the loader uses, by id (the last of an id), read with
+    :func:`~beaminspect.format.container.read_container` after the loader's stricter
+    header rules: a signed form size that fits, and every chunk padded to 4 bytes."""
     hdr = ("corrupt_file_header", "corrupt file header")
     if len(data) < 8 or data[:4] != b"FOR1":
         _refuse(*hdr)
     form_size = _I32.unpack_from(data, 4)[0]
-    if form_size < 0 or form_size > len(data) - 8:
+    if form_size < 4 or form_size > len(data) - 8:
         _refuse(*hdr)
-    view = memoryview(data)[8:8 + form_size]
-    r = _R(view, 0, form_size, hdr)
-    if r.take(4) != b"BEAM":
+    try:
+        container = read_container(data[:8 + form_size], "<check>")
+    except NotBeamError:
         _refuse("not_beam", "not a BEAM file: IFF form type is not 'BEAM'")
+    except BeamError:
+        _refuse(*hdr)
     found: dict[bytes, memoryview] = {}
-    while r.pos < r.end:
-        cid = r.take(4)
-        size = r.i32()
-        storage = (size + 3) & ~3
-        if size < 0 or storage > 0x7FFFFFFF or r.end - r.pos < storage:
-            r.bad()
-        found[cid] = view[r.pos:r.pos + size]
-        r.pos += storage
+    end = 8 + form_size
+    for info in container.chunks:
+        if info.size > 0x7FFFFFFF or info.offset + ((info.size + 3) & ~3) > end:
+            _refuse(*hdr)
+        found[info.id.encode("latin-1")] = container.view(info)
     return found
 
 
@@ -201,7 +224,7 @@ def _atoms(view, otp: int) -> list[str]:
     r = _R(view, 0, len(view), ("corrupt_atom_table", "corrupt atom table"))
     count = r.i32()
     long_counts = False
-    if count < 0 and otp >= 28:
+    if count < 0 and otp >= releases.LONG_ATOM_COUNTS_SINCE:
         long_counts, count = True, -count
     if not _check_table_count(count, 1, 8):
         r.bad()
@@ -270,10 +293,13 @@ def _lambdas(view, natoms: int) -> list[tuple[int, int]]:
     return labels
 
 
-def _literals(view) -> int:
+def _literals(view, otp: int) -> int:
     fail = ("corrupt_literal_table", "corrupt literal table")
     r = _R(view, 0, len(view), fail)
     claimed = r.i32()
+    if claimed == 0 and otp >= releases.LITT_UNCOMPRESSED_SINCE:
+        # OTP 28+: a size of 0, then the table itself, not compressed.
+        return _literal_entries(bytes(view[4:]), fail)
     if claimed < 0:
         _refuse("literal_table_too_large",
                 f"the literal table claims {claimed & 0xFFFFFFFF} bytes: the loader would "
@@ -292,6 +318,11 @@ def _literals(view) -> int:
                 f"not enough memory to inflate the {claimed} bytes the literal table claims")
     if not d.eof or len(table) > claimed:
         _refuse(*fail)
+    return _literal_entries(table, fail)
+
+
+def _literal_entries(table: bytes, fail: tuple[str, str]) -> int:
+    """The number of literals of an (inflated) table, each checked to decode."""
     t = _R(table, 0, len(table), fail)
     count = t.i32()
     if not _check_table_count(count, 0, 16):
@@ -394,15 +425,13 @@ def _types(view, otp: int) -> int | None:
 #: and the special values (atom 0 is nil, label 0 is "no label") are set while reading.
 _KIND_OF_TAG = ("u", "i", "a", "x", "y", "f", None, None, None, "u", "o")
 
-#: Opcode -> position of the BIF import of bif0..bif3 and gc_bif1..gc_bif3.
-_BIF_OPERAND = {9: 0, 10: 1, 11: 1, 185: 1, 124: 2, 125: 2, 152: 2}
 #: The only BIFs ops.tab gives bif0 a specific instruction for (self/0, node/0).
 _BIF0 = {("erlang", "self", 0), ("erlang", "node", 0)}
-_OP_MAKE_FUN2, _OP_MAKE_FUN3 = 103, 171
-#: Internal tag of an untagged integer too large for a word (the loader's TAG_o).
-_TAG_U_BIG = 10
-#: Internal tag of an extended list's count (an untagged integer to the loader).
-_TAG_LIST_COUNT = 9
+_OP_MAKE_FUN2, _OP_MAKE_FUN3 = _op("make_fun2"), _op("make_fun3")
+#: Internal tags past the eight raw ones: a non-integer value too large for a word, an
+#: extended list's count (an untagged integer to the loader), an untagged integer too
+#: large for a word (the loader's TAG_o).
+_TAG_OVERFLOW, _TAG_LIST_COUNT, _TAG_U_BIG = 8, 9, 10
 
 
 class _Operands:
@@ -428,10 +457,10 @@ class _Operands:
 
     def __init__(self, otp: int, atoms: list[str], imports: list, nfree: list[int],
                  nline_items: int, nline_instrs: int) -> None:
-        from beaminspect.loader import rules_data as loader_rules
-        self.refused = loader_rules.REFUSED.get(otp)
-        self.atoms_taken = loader_rules.ATOMS.get(otp, {})
-        self.bifs = loader_rules.BIFS.get(otp)
+        rules = loader_rules.for_release(otp)
+        self.refused = None if rules is None else rules.refused
+        self.atoms_taken = {} if rules is None else rules.atoms
+        self.bifs = None if rules is None else rules.bifs
         self.atoms = atoms
         self.imports = imports
         self.nfree = nfree
@@ -463,11 +492,13 @@ class _Operands:
             self.pending = None
             # ops.tab: "move S x0 | line Loc | call_last/call_only/call_ext_last/
             # call_ext_only (not a BIF) => move S x0 | call..." drops the line.
-            dropped = (before is not None and before[0] == 64 and before[1][1] == (3, 0)
-                       and opc in (5, 6, 8, 78))
-            if dropped and opc in (8, 78):
+            dropped = (before is not None and before[0] == _OP_MOVE
+                       and before[1][1] == (_TAG_X, 0)
+                       and opc in (_OP_CALL_LAST, _OP_CALL_ONLY, _OP_CALL_EXT_LAST,
+                                   _OP_CALL_EXT_ONLY))
+            if dropped and opc in (_OP_CALL_EXT_LAST, _OP_CALL_EXT_ONLY):
                 index = args[1][1]
-                dropped = args[1][0] == 0 and index < len(self.imports) \
+                dropped = args[1][0] == _TAG_U and index < len(self.imports) \
                     and self.imports[index] not in (self.bifs or ())
             if not dropped:
                 self._line_entry(loc, forced=opc == _OP_FUNC_INFO)
@@ -499,7 +530,7 @@ class _Operands:
                 and args[pos][1] < len(self.imports):
             index = args[pos][1]
             mfa = self.imports[index]
-            if opc == 9 and mfa not in _BIF0:
+            if opc == _OP_BIF0 and mfa not in _BIF0:
                 _refuse("not_a_bif", f"op bif0: import {index} ({_mfa(mfa)}): no specific "
                         "operation found")
             if mfa not in self.bifs:
@@ -538,7 +569,7 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
     hsize = _I32.unpack_from(code, 0)[0]
     label_count = _I32.unpack_from(code, 12)[0]
     r = _R(code, 4 + hsize, len(code), fail)
-    max_opcode = MAX_OPCODE_BY_RELEASE.get(otp, max(MAX_OPCODE_BY_RELEASE.values()))
+    max_opcode = releases.max_opcode(otp)
     defined: list[int] = []
     referenced: set[int] = set()
     entries: set[int] = set()
@@ -556,33 +587,33 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
         while i < arity:
             tag, v, size = r.tagged()
             kind = _KIND_OF_TAG[tag]
-            if tag == 8:       # overflowing value: no instruction takes one
+            if tag == _TAG_OVERFLOW:   # no instruction takes one
                 r.bad()
-            elif tag == 2:     # atom
+            elif tag == _TAG_A:
                 if v and v > natoms:
                     r.bad()
-            elif tag == 5:     # label
+            elif tag == _TAG_F:        # label
                 if v:
                     if v >= label_count:
                         r.bad()
                     referenced.add(v)
-            elif tag == 1:     # integer: a bignum must be normalised
+            elif tag == _TAG_I:        # integer: a bignum must be normalised
                 if size:
                     kind = "q"  # a bignum becomes a literal
                 if size and abs(v) < (1 << (8 * (size - 2))) and not (
                         v < 0 and abs(v) == 1 << (8 * size - 1)):
                     r.bad()
-            elif tag in (3, 4):
+            elif tag in (_TAG_X, _TAG_Y):
                 if v >= MAX_REG:
                     r.bad()
-            elif tag == 6:     # character tag: "Unrecognized tag"
+            elif tag == _TAG_H:        # character tag: "Unrecognized tag"
                 r.bad()
-            elif tag == 7:
-                if v == 1:
+            elif tag == _TAG_Z:
+                if v == compact.EXT_LIST:
                     if i + 1 != arity:
                         r.bad()
                     ctag, n, csize = r.tagged()
-                    if ctag != 0 or csize:
+                    if ctag != _TAG_U or csize:
                         r.bad()
                     wrapped = (arity + n + (1 << 31)) % (1 << 32) - (1 << 31)
                     if n > len(code) and wrapped > i + 1:
@@ -592,47 +623,48 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                     arity = wrapped
                     # The count stays in the operand's place as an untagged integer.
                     tag, v, kind = _TAG_LIST_COUNT, n, "u"
-                elif v == 2:
+                elif v == compact.EXT_FR:
                     ctag, n, csize = r.tagged()
-                    if ctag != 0 or n >= MAX_REG:
+                    if ctag != _TAG_U or n >= MAX_REG:
                         r.bad()
                     kind = "l"
-                elif v == 3:
+                elif v == compact.EXT_ALLOC:
                     ctag, n, csize = r.tagged()
-                    if ctag != 0 or n > 3:
+                    if ctag != _TAG_U or n > 3:
                         r.bad()
                     kind = "u"  # the loader turns an allocation list into a word count
                     for _ in range(n):
                         ktag, kind, _s = r.tagged()
                         ntag, num, _s2 = r.tagged()
-                        if ktag != 0 or ntag != 0 or kind > 2 or num > 0x7FFFFFFF // 6:
+                        if ktag != _TAG_U or ntag != _TAG_U or kind > compact.ALLOC_FUNS \
+                                or num > 0x7FFFFFFF // 6:
                             r.bad()
-                elif v == 4:
+                elif v == compact.EXT_LITERAL:
                     ctag, n, csize = r.tagged()
-                    if ctag != 0 or n >= nlits:
+                    if ctag != _TAG_U or n >= nlits:
                         r.bad()
                     kind = "q"
-                elif v == 5:
+                elif v == compact.EXT_TR:
                     rtag, _reg, _rs = r.tagged()
-                    if rtag not in (3, 4):
+                    if rtag not in (_TAG_X, _TAG_Y):
                         r.bad()
                     ttag, ti, _ts = r.tagged()
-                    if ttag != 0:
+                    if ttag != _TAG_U:
                         r.bad()
                     if ntypes is not None and ti >= ntypes:
                         r.bad()
-                    kind = "x" if rtag == 3 else "y"
+                    kind = "x" if rtag == _TAG_X else "y"
                 else:          # 0: float (gone since R16B), others unknown
                     r.bad()
-            if v == 0 and tag in (2, 5):
-                kind = "n" if tag == 2 else "p"
+            if v == 0 and tag in (_TAG_A, _TAG_F):
+                kind = "n" if tag == _TAG_A else "p"
             args.append((tag, v))
             kinds.append(kind)
             i += 1
         pos = _IMPORT_OPERAND.get(opc)
         if pos is not None and pos < len(args):
             tag, v = args[pos]
-            if tag in (0, _TAG_LIST_COUNT) and v >= nimports:
+            if tag in (_TAG_U, _TAG_LIST_COUNT) and v >= nimports:
                 _refuse("invalid_import", f"op {info.name}: invalid import table index {v}")
         if operands is not None:
             operands.check(opc, args, kinds)
@@ -646,7 +678,7 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
             # is not modelled: refuse, with a code of its own, rather than guess.
             _refuse("list_as_label", f"label defined by an extended list (count {lbl}): "
                     "not modelled")
-        elif tag != 0:
+        elif tag != _TAG_U:
             r.bad()
         defined.append(lbl)
 
@@ -691,7 +723,6 @@ def _opcode_refused(opc: int, otp: int) -> None:
 
 def _predict(data: bytes, otp: int, module_name: str | None) -> None:
     if data[:2] == b"\x1f\x8b":
-        from beaminspect.format.container import MAX_INFLATED_SIZE, gunzip
         try:
             data = gunzip(data, "<check>")
         except LimitError:
@@ -734,7 +765,7 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
         _refuse("missing_export_table", "missing export table")
     _exports(exp, natoms)  # validates the table; the loader needs nothing else from it here
     lambdas = _lambdas(get(b"FunT"), natoms) if get(b"FunT") is not None else []
-    nlits = _literals(get(b"LitT")) if get(b"LitT") is not None else 0
+    nlits = _literals(get(b"LitT"), otp) if get(b"LitT") is not None else 0
     # The loader adds item 0 ("no location") in front of the file's items.
     line_counts = _lines(get(b"Line")) if get(b"Line") is not None else None
     nline_items = 0 if line_counts is None else line_counts[0] + 1
@@ -749,7 +780,7 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
 
     if module_name is not None and atoms[0] != module_name:
         _refuse("module_name", f"module name in object code is {atoms[0]}")
-    highest = MAX_OPCODE_BY_RELEASE.get(otp, max(MAX_OPCODE_BY_RELEASE.values()))
+    highest = releases.max_opcode(otp)
     if max_op > highest or max_op < 0:
         _refuse("later_version",
                 f"This BEAM file was compiled for a later version of the runtime system than "
@@ -757,7 +788,7 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
                 + PLEASE_RECOMPILE.format(otp=otp)
                 + f". (Use of opcode {max_op & 0xFFFFFFFF}; this emulator supports only up "
                   f"to {highest}.)")
-    if otp >= 26 and max_op < 169:
+    if otp >= releases.MIN_OPCODE_CHECK_SINCE and max_op < _op("swap"):
         _refuse("old_version", "This BEAM file was compiled for an old version of the "
                 "runtime system. To fix this, please re-compile this module with "
                 "Erlang/OTP 24 or later.")
@@ -787,19 +818,10 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
                 f"too few functions ({nfuncs}) in module (header said {_nfunc})")
 
 
-#: Features each release knows, and those its runtime enables without
-#: ``-enable-feature`` (erl_features in stdlib).
-KNOWN_FEATURES = {25: {"maybe_expr"}, 26: {"maybe_expr"}, 27: {"maybe_expr"},
-                  28: {"maybe_expr"}, 29: {"maybe_expr"}}
-DEFAULT_FEATURES = {25: set(), 26: set(), 27: {"maybe_expr"}, 28: {"maybe_expr"},
-                    29: {"maybe_expr"}}
-
-
 def _features(data: bytes, otp: int, enabled) -> None:
     """``code:load_file/1`` refuses a module compiled with features the runtime has not
     enabled: ``{error, {features_not_allowed, Features}}`` (the Meta chunk lists them;
     prepare_loading itself does not look)."""
-    from beaminspect.format.container import read_container
     try:
         c = read_container(data, "<check>")
         info = c.find("Meta")
