@@ -287,10 +287,21 @@ def test_otp29_module_loads_on_29_only(tiny):
     assert not verdict.loads and "191" in verdict.reason
 
 
-def test_walk_gives_the_record_text_on_the_hand_assembled_module(tiny):
-    from beaminspect.render.disasm_json import _walk
-    from beaminspect.render.disasm_text import module_json_text
-    assert _walk(beaminspect.load(build_beam(), file="tiny.beam")) == module_json_text(tiny)
+def test_copies_of_an_instruction_share_its_table_entry(tiny):
+    """The instruction table makes each distinct instruction's operands, values and
+    text once: repetitions share the same objects, and ``text`` is their display form."""
+    from beaminspect.code.disasm import instruction_text
+    stream = list(get_instructions(tiny))
+    for ins in stream:
+        assert ins.text == instruction_text(ins.name, ins.args, ins.values)
+    by_bytes: dict = {}
+    code = bytes(tiny.code)
+    for ins, nxt in zip(stream, stream[1:]):
+        if ins.name in ("label", "line"):
+            continue
+        first = by_bytes.setdefault(code[ins.offset:nxt.offset], ins)
+        assert first.args is ins.args and first.values is ins.values
+        assert first.text is ins.text
 
 
 def test_calls_resolve_to_functions_imports_and_bifs(tiny):
@@ -534,19 +545,50 @@ def _listing_corpus(stride: int) -> list[str]:
     return SAMPLE_BEAMS + OTP_BEAMS[::stride] + ELIXIR_BEAMS[::stride]
 
 
-def test_json_text_is_the_dumped_dicts(tiny):
-    from beaminspect.render.disasm_text import module_json, module_json_text
+def _expected_json(m, functions=None) -> dict:
+    """The documented ``disasm --json`` object, built from the instruction records."""
+    funcs = m.functions if functions is None else functions
+    return {"module": m.name, "file": m.file, "functions": [
+        {"name": f.name, "arity": f.arity, "entry": f.entry,
+         "lines": list(f.lines) if f.lines is not None else None,
+         "instructions": [{"op": ins.name, "args": ins.json_args(), "offset": ins.offset}
+                          for ins in f.instructions]}
+        for f in funcs]}
+
+
+def test_json_text_is_the_dumped_records(tiny):
+    from beaminspect.render.disasm_text import module_json_text
     from beaminspect.render.json_out import dumps
-    assert module_json_text(tiny) == dumps(module_json(tiny))
+    assert module_json_text(tiny) == dumps(_expected_json(tiny))
     g = [f for f in tiny.functions if f.name == "g"]
-    assert module_json_text(tiny, g) == dumps(module_json(tiny, g))
+    assert module_json_text(tiny, g) == dumps(_expected_json(tiny, g))
     for path in _listing_corpus(11):
         try:
             m = beaminspect.load(path)
             m.functions
         except BeamError:
             continue
-        assert module_json_text(m) == dumps(module_json(m)), path
+        assert module_json_text(m) == dumps(_expected_json(m)), path
+
+
+def test_listing_is_the_records_text(tiny):
+    from beaminspect.render.disasm_text import module_text
+    for m in [tiny] + [beaminspect.load(p) for p in _listing_corpus(97)]:
+        want = [f"module {m.name} ({m.file}): {len(m.functions)} functions"]
+        for f in m.functions:
+            lines = [f"function {f.mfa} (entry label {f.entry})" + (
+                "" if f.lines is None else f", lines {f.lines[0]}-{f.lines[1]}"
+                if f.lines[0] != f.lines[1] else f", line {f.lines[0]}")]
+            for ins in f.instructions:
+                if ins.name == "label":
+                    lines.append(f"L{ins.values[0]}:")
+                elif ins.name == "line":
+                    if ins.values[0] is not None:
+                        lines.append(f"    ; {ins.values[0]}")
+                else:
+                    lines.append("    " + ins.text)
+            want.append("\n".join(lines))
+        assert module_text(m) == "\n\n".join(want), m.file
 
 
 @pytest.mark.parametrize("as_json", [True, False])
@@ -583,70 +625,8 @@ def test_entry_point_disasm_json_is_the_runner_output(tiny_path, tmp_path, jobs)
 
 
 # ---------------------------------------------------------------------------
-# The direct JSON walk (render/disasm_json.py) against the instruction records
+# Operand sizes
 # ---------------------------------------------------------------------------
-
-def _record_outcome(source) -> str:
-    """The record path's ``disasm --json`` text of ``source``, or its error line."""
-    from beaminspect.render.disasm_text import module_json_text
-    try:
-        return module_json_text(beaminspect.load(source, file="m.beam"))
-    except BeamError as e:
-        return "error: " + str(e)
-
-
-def _walk_outcome(source) -> str:
-    from beaminspect.render.disasm_json import module_json_text
-    try:
-        return module_json_text(beaminspect.load(source, file="m.beam"))
-    except BeamError as e:
-        return "error: " + str(e)
-
-
-@pytest.mark.slow
-def test_walk_is_the_record_json_on_every_beam():
-    """Every sample, OTP and Elixir beam: the walk gives the record path's text, and
-    gives it by itself (no module falls back to the records)."""
-    from corpus import SAMPLE_BEAMS
-    from otp import ELIXIR_BEAMS, OTP_BEAMS
-
-    from beaminspect.render.disasm_json import _walk
-    from beaminspect.render.disasm_text import module_json_text
-    compared = 0
-    for path in SAMPLE_BEAMS + OTP_BEAMS + ELIXIR_BEAMS:
-        try:
-            want = module_json_text(beaminspect.load(path))
-        except BeamError:
-            continue
-        assert _walk(beaminspect.load(path)) == want, path
-        compared += 1
-    assert compared >= len(SAMPLE_BEAMS) - 5
-    print(f"\n{compared} modules: the walk's text is the records' text")
-
-
-def test_walk_on_mutated_code_gives_the_record_outcome():
-    """Mutants of the samples' Code chunks (opcodes, operands, lengths): the walk
-    gives the same text or the same error, with the same function and offset."""
-    import os
-    import sys
-
-    from corpus import ROOT, SAMPLE_BEAMS
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    import fuzz
-
-    rng = __import__("random").Random(2024)
-    kinds = {"text": 0, "error": 0}
-    sources = SAMPLE_BEAMS[:40]
-    for k in range(600):
-        with open(sources[k % len(sources)], "rb") as f:
-            data = fuzz.m_code(rng, f.read())
-        if isinstance(data, tuple):  # (what was changed, bytes)
-            data = data[1]
-        want = _record_outcome(data)
-        assert _walk_outcome(data) == want
-        kinds["error" if want.startswith("error: ") else "text"] += 1
-    assert kinds["text"] >= 50 and kinds["error"] >= 50, kinds
-
 
 @pytest.mark.parametrize("data", [
     bytes([0x57, 0x03, 0x10]),            # typed register {x,0}, type 1

@@ -65,6 +65,7 @@ from beaminspect.terms import Atom, format_term
 __all__ = [
     "Label", "Reg", "ExtFunc", "LocalFunc", "FunRef", "Literal", "Loc",
     "Instruction", "Function", "disassemble", "get_instructions", "format_value",
+    "json_value", "instruction_text",
 ]
 
 
@@ -206,27 +207,31 @@ def json_value(arg: Operand, value):
     return format_value(arg, value)
 
 
+def instruction_text(name: str, args: tuple, values: tuple) -> str:
+    """The display form of an instruction: its name, then each operand's
+    :func:`format_value`, separated by spaces."""
+    if not values:
+        return name
+    return name + " " + " ".join([format_value(a, v) for a, v in zip(args, values)])
+
+
 # ---------------------------------------------------------------------------
 # Instructions and functions
 # ---------------------------------------------------------------------------
 
 class Instruction(NamedTuple):
     """One instruction.  ``offset`` is the byte offset of the opcode byte within the
-    Code chunk's data; ``args`` the raw operands, ``values`` the resolved ones."""
+    Code chunk's data; ``args`` the raw operands, ``values`` the resolved ones and
+    ``text`` the display form, e.g. ``call_ext 2 lists:reverse/2`` (see
+    :func:`instruction_text`).  Copies of one instruction within a module share their
+    ``args``, ``values`` and ``text`` objects."""
 
     opcode: int
     name: str
     offset: int
     args: tuple
     values: tuple
-
-    @property
-    def text(self) -> str:
-        """The display form, e.g. ``call_ext 2 lists:reverse/2``."""
-        if not self.values:
-            return self.name
-        return self.name + " " + " ".join(
-            format_value(a, v) for a, v in zip(self.args, self.values))
+    text: str
 
     def json_args(self) -> list:
         return [json_value(a, v) for a, v in zip(self.args, self.values)]
@@ -306,13 +311,6 @@ def _special_table() -> tuple:
 
 #: Opcode -> operand kinds by position, or None when every operand resolves by tag.
 SPECIAL = _special_table()
-#: The opcodes in SPECIAL each of whose operands resolves from itself alone (by tag,
-#: or as an import, fun or line index): calls to imports, BIFs, funs, locations.
-BY_OPERAND = frozenset(
-    op for op, kinds in enumerate(SPECIAL)
-    if kinds is not None and all(k in (None, _IMPORT, _FUN, _LINE) for k in kinds))
-
-_MISSING = object()
 
 
 class _Resolver(dict):
@@ -501,13 +499,29 @@ class _Resolver(dict):
         return tuple(values)
 
 
+class _Texts(dict):
+    """Memo of operand -> display form, for the operands resolved by tag alone."""
+
+    def __init__(self, res: _Resolver) -> None:
+        super().__init__()
+        self.res = res
+
+    def __missing__(self, op: Operand) -> str:
+        text = format_value(op, self.res[op])
+        if op.tag != "list":
+            self[op] = text
+        return text
+
+
 def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
     """The flat instruction stream (through ``int_code_end``), the indices of the
     ``func_info`` instructions and of the local calls.
 
-    Within a module an instruction's operands and values depend only on its bytes, so
-    both are made once per distinct instruction and shared by its repetitions (about
-    four in ten instructions repeat one seen before: moves, tests, allocations).
+    This is the module's instruction table: within a module an instruction's operands,
+    values and text depend only on its bytes, so all three are made once per distinct
+    instruction and shared by its repetitions (about four in ten instructions repeat
+    one seen before: moves, tests, allocations), and the operands' texts once per
+    distinct operand.
     """
     code = bytes(module.code)
     file = module.file
@@ -516,13 +530,14 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
     pos = header.code_offset
     res = _Resolver(module, end)
     getv = res.__getitem__
+    gett = _Texts(res).__getitem__
     special = SPECIAL
     names = NAMES
     arities = ARITIES
     one, two, decode_long = ONE_BYTE, TWO_BYTE, _decode_long
     seen: dict[bytes, tuple] = {}
     seen_get = seen.get
-    locs = res._locs
+    lines: dict[int, tuple] = {}  # line index -> (args, values, text)
     out: list[Instruction] = []
     append = out.append
     func_infos: list[int] = []
@@ -551,11 +566,16 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                     op = None
                 if op is not None:
                     v = op[1]
-                    if opc == OP_LINE:
-                        v = locs.get(v, _MISSING)
-                        if v is _MISSING:
-                            v = res.loc(op[1])
-                    append(new(Instruction, (opc, names[opc], start, (op,), (v,))))
+                    if opc == OP_LABEL:
+                        append(new(Instruction, (opc, "label", start, (op,), (v,),
+                                                 "label " + str(v))))
+                        continue
+                    hit = lines.get(v)
+                    if hit is None:
+                        loc = res.loc(v)
+                        hit = lines[v] = ((op,), (loc,),
+                                          "line none" if loc is None else "line " + str(loc))
+                    append(new(Instruction, (opc, "line", start, *hit)))
                     continue
                 pos = start + 1
             if arity > 0:
@@ -582,15 +602,18 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                 if hit is None:
                     args = tuple(ops)
                     kinds = special[opc]
+                    name = names[opc]
                     if kinds is None:
                         values = tuple(map(getv, args))
+                        text = name + " " + " ".join(map(gett, args))
                     else:
                         values = res.special(kinds, args)
-                    seen[key] = (args, values)
-                else:
-                    args, values = hit
+                        text = instruction_text(name, args, values)
+                    hit = seen[key] = (args, values, text)
+                args, values, text = hit
             elif arity == 0:
                 args = values = ()
+                text = names[opc]
             else:
                 raise FormatError(f"unknown opcode {opc}")
             if opc <= OP_CALL_ONLY:
@@ -603,12 +626,12 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                         raise FormatError("func_info needs two atoms and an arity")
                     func_infos.append(len(out))
                 elif opc == OP_INT_CODE_END:
-                    append(new(Instruction, (opc, names[opc], start, args, values)))
+                    append(new(Instruction, (opc, names[opc], start, args, values, text)))
                     break
                 elif opc == OP_LABEL and args[0].tag != "u":
                     raise FormatError(f"label operand must be an untagged integer, "
                                       f"not {args[0].tag}")
-            append(new(Instruction, (opc, names[opc], start, args, values)))
+            append(new(Instruction, (opc, names[opc], start, args, values, text)))
     except BeamError as e:
         current = None
         if func_infos:
@@ -689,19 +712,20 @@ def _disassemble(module) -> tuple[Function, ...]:
     for i in calls:
         ins = stream[i]
         old = ins[4]
-        values = replaced.get(id(old))
-        if values is None:
+        hit = replaced.get(id(old))
+        if hit is None:
             label = old[1]
             target = entries.get(label.number) if label is not None else None
             if target is None:
-                values = old
+                hit = (old, ins[5])
             else:
                 values = list(old)
                 values[1] = _new(LocalFunc, (target[0], target[1], label.number))
                 values = tuple(values)
-            replaced[id(old)] = values
-        if values is not old:
-            stream[i] = _new(Instruction, (ins[0], ins[1], ins[2], ins[3], values))
+                hit = (values, instruction_text(ins[1], ins[3], values))
+            replaced[id(old)] = hit
+        if hit[0] is not old:
+            stream[i] = _new(Instruction, (ins[0], ins[1], ins[2], ins[3], *hit))
     table = module.line_table
     own_file = table.names[0] if table is not None and table.names else None
     out = []
@@ -729,4 +753,5 @@ def get_instructions(module) -> Iterator[Instruction]:
             _args, pos = decode_operands(module.code, pos, len(module.code), arity)
     else:
         pos = module.code_header.code_offset
-    yield _new(Instruction, (OP_INT_CODE_END, NAMES[OP_INT_CODE_END], pos, (), ()))
+    yield _new(Instruction, (OP_INT_CODE_END, NAMES[OP_INT_CODE_END], pos, (), (),
+                             NAMES[OP_INT_CODE_END]))

@@ -51,30 +51,21 @@ def function_header(f) -> str:
     return head
 
 
-# Within a module an instruction's resolved values depend only on its opcode and raw
-# operands, so their display forms are shared through a cache keyed by both (most
-# instructions recur: moves between the same registers, tests against the same atoms).
-
-def function_text(f, cache: dict | None = None) -> str:
-    if cache is None:
-        cache = {}
+def function_text(f) -> str:
+    """The listing of one function."""
     out = [function_header(f)]
     append = out.append
-    get = cache.get
+    indent = _INDENT
     for ins in f.instructions:
-        op = ins.opcode
+        op = ins[0]
         if op == OP_LABEL:
-            append(f"L{ins.values[0]}:")
+            append(f"L{ins[4][0]}:")
         elif op == OP_LINE:
-            loc = ins.values[0]
+            loc = ins[4][0]
             if loc is not None:
-                append(f"{_INDENT}; {loc.file}:{loc.line}")
+                append(f"{indent}; {loc.file}:{loc.line}")
         else:
-            key = (op, ins.args)
-            text = get(key)
-            if text is None:
-                text = cache[key] = _INDENT + ins.text
-            append(text)
+            append(indent + ins[5])
     return "\n".join(out)
 
 
@@ -82,56 +73,19 @@ def module_text(m, functions=None) -> str:
     """The listing of a module (or of the given functions of it)."""
     funcs = m.functions if functions is None else functions
     parts = [f"module {m.name} ({m.file}): {len(m.functions)} functions"]
-    cache: dict = {}
-    parts.extend(function_text(f, cache) for f in funcs)
+    parts.extend([function_text(f) for f in funcs])
     return "\n\n".join(parts)
-
-
-def function_json(f, cache: dict | None = None) -> dict:
-    """The JSON object of one function (as a dict; :func:`module_json_text` writes the
-    same text without building it)."""
-    if cache is None:
-        cache = {}
-    get = cache.get
-    instructions = []
-    append = instructions.append
-    for ins in f.instructions:
-        op = ins.opcode
-        if op == OP_LABEL:
-            args = list(ins.values)
-        elif op == OP_LINE:
-            loc = ins.values[0]
-            args = [None if loc is None else f"{loc.file}:{loc.line}"]
-        else:
-            key = (op, ins.args)
-            args = get(key)
-            if args is None:
-                args = cache[key] = ins.json_args()
-        append({"op": ins.name, "args": args, "offset": ins.offset})
-    return {
-        "name": f.name,
-        "arity": f.arity,
-        "entry": f.entry,
-        "lines": list(f.lines) if f.lines is not None else None,
-        "instructions": instructions,
-    }
-
-
-def module_json(m, functions=None) -> dict:
-    funcs = m.functions if functions is None else functions
-    cache: dict = {}
-    return {"module": m.name, "file": m.file,
-            "functions": [function_json(f, cache) for f in funcs]}
 
 
 # -- JSON text, written directly ------------------------------------------------------
 #
-# ``module_json_text(m)`` is ``dumps(module_json(m))`` character for character (the
-# tests compare the two), written without the nested dicts: each distinct instruction
-# of a module gets its ``{"op":...,"args":[...],"offset":`` prefix once and each
-# distinct operand value its JSON text once.  The disassembler shares the ``args``
-# tuple of identical instructions, so the prefix cache is keyed by that tuple's
-# identity (the cache keeps the tuple alive, and checks it and the opcode on a hit).
+# ``module_json_text(m)`` is the JSON object described above, written without nested
+# dicts: each distinct instruction of a module gets its ``{"op":...,"args":[...],
+# "offset":`` prefix once and each distinct operand value its JSON text once (see
+# :func:`beaminspect.code.disasm.json_value` for the mapping).  The disassembler's
+# instruction table shares the ``args`` tuple of identical instructions, so the prefix
+# cache is keyed by that tuple's identity (the cache keeps the tuple alive, and checks
+# it and the opcode on a hit).
 
 class _JsonText:
     __slots__ = ("by_args", "by_value", "by_op")
@@ -188,7 +142,7 @@ class _JsonText:
         parts = []
         append = parts.append
         for ins in f.instructions:
-            op, name, offset, args, values = ins
+            op, name, offset, args, values, _text = ins
             if op == OP_LABEL and len(values) == 1 and type(values[0]) is int:
                 append('{"op":"label","args":[%d],"offset":%d}' % (values[0], offset))
                 continue
@@ -213,7 +167,8 @@ class _JsonText:
 
 
 def module_json_text(m, functions=None) -> str:
-    """``dumps(module_json(m, functions))``, written directly (see above)."""
+    """The ``disasm --json`` object of module ``m`` (or of the given functions of it) as
+    JSON text (see above)."""
     funcs = m.functions if functions is None else functions
     w = _JsonText()
     return ('{"module":' + _enc(m.name) + ',"file":' + _enc(m.file) + ',"functions":['
