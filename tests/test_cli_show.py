@@ -173,3 +173,16 @@ def test_start_up_imports_typer_only():
         assert name not in loaded, name
     loaded = modules("show", "--json", _one_sample())
     assert "pydantic" not in loaded and "rich" not in loaded
+
+
+def test_closed_pipe_ends_quietly():
+    """A reader that stops early (``| head``) ends the command with exit 0 and nothing
+    on stderr, for text listings and JSON lines alike."""
+    for argv in (["show", SAMPLES], ["disasm", "--json", "-j", "1", SAMPLES]):
+        p = subprocess.Popen([sys.executable, "-m", "beaminspect", *argv],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout.read(10)
+        p.stdout.close()
+        err = p.stderr.read()
+        assert p.wait(timeout=120) == 0, err
+        assert err == b""

@@ -159,11 +159,14 @@ def _or(choices: tuple) -> str:
 
 
 def _exit(body, *args) -> None:
-    """Run a command body; its usage errors are typer's, its code the exit code."""
+    """Run a command body; its usage errors are typer's, its code the exit code (0 when
+    the reader of its output has gone)."""
     try:
         code = body(*args)
     except BadUsage as e:
         raise typer.BadParameter(e.message, param_hint=e.hint) from None
+    except BrokenPipeError:
+        code = commands.closed_pipe()
     raise typer.Exit(code)
 
 

@@ -66,6 +66,15 @@ def error_line(err) -> str:
     return f"beaminspect: {format_error(err)}"
 
 
+def closed_pipe() -> int:
+    """The reader of standard output has gone: write nothing more, exit 0."""
+    try:
+        sys.stdout = open(os.devnull, "w")
+    except OSError:
+        pass
+    return EXIT_OK
+
+
 def run_guarded(fn, *args):
     """``fn(*args)`` behind the command line's boundary: bad input is its one line and
     exit 2, a closed pipe ends quietly, ^C exits 130, anything unexpected is one line
@@ -77,11 +86,7 @@ def run_guarded(fn, *args):
         echo(error_line(e), err=True)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
+        return closed_pipe()
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001 - the boundary: never a traceback for users
