@@ -52,6 +52,22 @@ def predict_undef(report, label: str) -> bool:
     return label in report.diff.exports_removed
 
 
+#: Findings that say the state or the callbacks of a behaviour no longer fit what its
+#: processes hold or receive: their next callback crashes after a plain load.
+CRASH_ANY_UPGRADE = ("state_change_without_code_change", "callback_removed")
+
+
+def predict_crash(report, upgrade: str | None) -> bool:
+    """A process that survives the purge crashes in its next callback: the state or
+    the callback it needs changed, and (with a code_change that converts it) the
+    process was not upgraded through sys:change_code."""
+    kinds = {f.kind for f in report.findings if f.severity == "error"}
+    if kinds & set(CRASH_ANY_UPGRADE):
+        return True
+    advanced = any(f.kind == "code_change_needs_advanced_update" for f in report.findings)
+    return advanced and upgrade != "sys"
+
+
 def compare(name: str, release: int = 25):
     v1, v2 = pair_beams(name)
     old = beaminspect.load(v1)
@@ -64,6 +80,11 @@ def compare(name: str, release: int = 25):
             observed = bool(r.get("killed"))
             predicted = predict_proc(report, r["label"], r.get("nudge")) if load_ok else False
             rows.append(("killed", r["label"], predicted, observed))
+            if not observed:
+                crashed = r.get("final") not in ("alive", "normal", None)
+                rows.append(("crashed", r["label"],
+                             predict_crash(report, r.get("upgrade")) if load_ok else False,
+                             crashed))
         elif r["kind"] == "fun":
             observed = r["result"]["status"] == "badfun"
             predicted = predict_badfun(report, old, r["fun_info"]) if load_ok else False

@@ -65,7 +65,8 @@ def test_pair_layout(name):
     v1, v2 = pair_beams(name)
     assert v1.stem == v2.stem, "v1 and v2 must define the same module"
     for side in ("v1", "v2"):
-        assert (PAIRS / name / side / f"{v1.stem}.erl").is_file()
+        sources = list((PAIRS / name / side).glob("*.erl")) + list((PAIRS / name / side).glob("*.ex"))
+        assert len(sources) == 1, f"{name}/{side}: one .erl or .ex source"
     expected = parse_expected(PAIRS / name / "EXPECTED")
     assert [o.kind for o in expected[:4]] == ["load", "md5", "vsn", "purge"]
     assert all(o.kind in {"proc", "fun", "call"} for o in expected[4:])

@@ -75,6 +75,7 @@ erl -noshell -eval '
 
 echo "== samples/pairs (+debug_info)"
 for dir in "$S"/pairs/*/v1 "$S"/pairs/*/v2; do
+    ls "$dir"/*.erl >/dev/null 2>&1 || continue   # Elixir pairs: below
     rm -f "$dir"/*.beam
     compile "$dir" +debug_info "$dir"/*.erl
 done
@@ -93,6 +94,18 @@ if command -v elixirc >/dev/null 2>&1; then
     (cd "$STAGE" && ERL_COMPILER_OPTIONS=deterministic elixirc \
         --ignore-module-conflict -o "$ROOT/$S/elixir" ./*.ex)
     rm -rf "$STAGE"
+    echo "== samples/pairs (Elixir, elixirc)"
+    for dir in "$S"/pairs/*/v1 "$S"/pairs/*/v2; do
+        ls "$dir"/*.ex >/dev/null 2>&1 || continue
+        rel=${dir#"$S"/pairs/}
+        PSTAGE=/tmp/beaminspect-samples/pairs/$rel
+        rm -rf "$PSTAGE" "$dir"/*.beam
+        mkdir -p "$PSTAGE"
+        cp "$dir"/*.ex "$PSTAGE"/
+        (cd "$PSTAGE" && ERL_COMPILER_OPTIONS=deterministic elixirc \
+            --ignore-module-conflict -o "$ROOT/$dir" ./*.ex)
+        rm -rf "$PSTAGE"
+    done
 else
     echo "build_samples: warning: elixirc not found, samples/elixir/ left as is" >&2
 fi

@@ -73,6 +73,8 @@ class ElixirFacts:
     attributes: tuple                         # (name, value) as kept at run time
     compile_opts: tuple
     behaviours: tuple[str, ...]
+    #: Definitions whose clauses build a struct of this module (``%__MODULE__{...}``).
+    struct_builders: frozenset = frozenset()
 
     def definition(self, mfa: str) -> Definition | None:
         for d in self.definitions:
@@ -88,9 +90,7 @@ class ElixirFacts:
     @property
     def otp_behaviours(self) -> frozenset[str]:
         """The OTP behaviours whose callbacks the module implements."""
-        return frozenset(b for b in (ELIXIR_BEHAVIOURS.get(x, x if not x.startswith("Elixir.")
-                                                            else None)
-                                     for x in self.behaviours) if b)
+        return _otp_names(self.behaviours)
 
 
 def _get(m: Map, key: str, default=None):
@@ -139,6 +139,25 @@ def _struct(value) -> tuple[StructField, ...] | None:
     return tuple(fields)
 
 
+def _builds_struct(node, module: Atom, budget: list) -> bool:
+    """Does the quoted expression ``node`` contain ``%Module{...}``?  (Iterative, and
+    bounded by ``budget``: deep or huge bodies are cut off, not followed.)"""
+    stack = [node]
+    while stack:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        x = stack.pop()
+        if isinstance(x, tuple):
+            if len(x) == 3 and x[0] == Atom("%") and isinstance(x[2], list) and x[2] \
+                    and x[2][0] == module:
+                return True
+            stack.extend(x)
+        elif isinstance(x, list):
+            stack.extend(x)
+    return False
+
+
 def elixir_facts(m: BeamModule) -> ElixirFacts | None:
     """The Elixir facts of ``m``, or None without Elixir debug info (see the module
     docstring).  A debug info chunk that cannot be decoded also gives None."""
@@ -153,15 +172,51 @@ def elixir_facts(m: BeamModule) -> ElixirFacts | None:
             and isinstance(data[1], Map)):
         return None
     info = data[1]
-    defs = tuple(d for d in map(_definition, _get(info, "definitions", []) or [])
-                 if d is not None)
+    entries = _get(info, "definitions", []) or []
+    defs = tuple(d for d in map(_definition, entries) if d is not None)
+    module = _get(info, "module")
+    builders = set()
+    if isinstance(module, Atom):
+        for entry, d in zip(entries, map(_definition, entries)):
+            if d is not None and not d.name.startswith("__") and \
+                    _builds_struct(entry[3], module, [200_000]):
+                builders.add(d.mfa)
     attrs = _get(info, "attributes", []) or []
     attributes = tuple((str(a[0]), a[1]) for a in attrs
                        if isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], Atom))
     behaviours = tuple(str(v) for k, v in attributes
                        if k in ("behaviour", "behavior") and isinstance(v, Atom))
     opts = _get(info, "compile_opts", []) or []
-    module = _get(info, "module")
     return ElixirFacts(str(module) if isinstance(module, Atom) else m.name, defs,
                        _struct(_get(info, "struct")), attributes,
-                       tuple(opts) if isinstance(opts, list) else (), behaviours)
+                       tuple(opts) if isinstance(opts, list) else (), behaviours,
+                       frozenset(builders))
+
+
+def otp_behaviours(m: BeamModule) -> frozenset[str]:
+    """The OTP behaviours ``m`` implements: its ``behaviour`` attributes, with Elixir's
+    behaviour modules (``use GenServer``...) named by the OTP behaviour they define."""
+    return _otp_names(m.behaviours)
+
+
+def _otp_names(behaviours) -> frozenset[str]:
+    out = set()
+    for b in behaviours:
+        b = str(b)
+        if b in ELIXIR_BEHAVIOURS:
+            if ELIXIR_BEHAVIOURS[b]:
+                out.add(ELIXIR_BEHAVIOURS[b])
+        elif not b.startswith("Elixir."):
+            out.add(b)
+    return frozenset(out)
+
+
+def struct_changes(old: ElixirFacts, new: ElixirFacts) -> list[str]:
+    """How the module's struct changed, as phrases (empty when it did not)."""
+    if old.struct is None and new.struct is None:
+        return []
+    of = {f.name: f for f in old.struct or ()}
+    nf = {f.name: f for f in new.struct or ()}
+    out = [f"+{n}" for n in nf if n not in of] + [f"-{n}" for n in of if n not in nf]
+    out += [f"default of {n}" for n in of if n in nf and of[n].default != nf[n].default]
+    return out

@@ -107,6 +107,26 @@ REGISTRY: tuple[Kind, ...] = (
        their state in the old shape and the new code fails on it.""",
        """Export code_change/3 (code_change/4 for gen_statem) that converts the old state,
        and upgrade with {update, M, {advanced, Extra}}."""),
+    _k("code_change_needs_advanced_update", "warning", "module",
+       "the state shape changed and code_change converts it, but only an advanced "
+       "update runs it",
+       """code_change runs only when the release handler suspends the processes and
+       calls sys:change_code on them, which an appup's {update, M, {advanced, Extra}}
+       does. A plain load_module (or code:load_file followed by a purge) switches the
+       callbacks to the new code without converting the state, so the next callback
+       runs on a state of the old shape.""",
+       """Upgrade the module with {update, M, {advanced, Extra}} in the appup (or call
+       sys:suspend/sys:change_code/sys:resume yourself); never with load_module."""),
+    _k("callback_removed", "error", "module",
+       "a behaviour callback the author wrote was removed: messages old callers still "
+       "send reach the default, which raises or drops them",
+       """A handle_call/3, handle_cast/2 or handle_info/2 that the old code implemented is
+       gone in the new one. Callers built against the old code keep sending the
+       messages it handled: a gen_server without the callback (or with the default that
+       use GenServer injects) crashes on a call or cast, and logs and drops an
+       unexpected info message.""",
+       """Keep a clause for every message old callers may still send until they are
+       upgraded too, or upgrade the callers first (DepMods in the appup)."""),
     _k("callbacks_changed_without_code_change", "warning", "module",
        "init or callbacks of a behaviour module changed (no debug info to compare "
        "records) and no code_change is exported",

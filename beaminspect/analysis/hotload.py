@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from beaminspect.analysis.elixir import elixir_facts, otp_behaviours, struct_changes
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
 from beaminspect.code.disasm import ExtFunc, LocalFunc
 from beaminspect.errors import BeamError
@@ -322,25 +323,59 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                 f"{len(lams)} fun(s) created by {fn} in the old code raise badfun once it is "
                 "purged (the module MD5 changed); use fun M:F/A for funs that outlive a load")
 
-    behaviours = set(new.behaviours) | set(old.behaviours)
-    gen = behaviours & GEN_BEHAVIOURS
+    gen = (otp_behaviours(new) | otp_behaviours(old)) & GEN_BEHAVIOURS
+    ex_old, ex_new = elixir_facts(old), elixir_facts(new)
     if gen and d.reload_needed:
         cc_arity = 4 if "gen_statem" in gen else 3
-        has_cc = any(e.name == "code_change" and e.arity == cc_arity for e in new.exports)
+        cc = f"code_change/{cc_arity}"
+        # `use GenServer` injects a code_change that returns the state unchanged: only
+        # one the author wrote converts anything.
+        has_cc = any(e.name == "code_change" and e.arity == cc_arity for e in new.exports) \
+            and (ex_new is None or ex_new.written(cc))
         ro, rn = record_shapes(old), record_shapes(new)
-        if ro is not None and rn is not None:
+        struct_diff = struct_changes(ex_old, ex_new) if ex_old and ex_new else []
+        if struct_diff:
+            builders = sorted(ex_old.struct_builders & {"init/1"}) or \
+                sorted(ex_old.struct_builders & GEN_CALLBACKS)
+            if builders:
+                shape = (f"struct %{new.name.removeprefix('Elixir.')}{{}} changed "
+                         f"({', '.join(struct_diff)}) and its processes keep it as their "
+                         f"state ({builders[0]} builds it)")
+                if has_cc:
+                    add("code_change_needs_advanced_update", cc,
+                        f"{shape}: {cc} converts it only when the upgrade goes through "
+                        "sys:change_code (appup {update, M, {advanced, Extra}}), not on a "
+                        "plain load and purge")
+                else:
+                    add("state_change_without_code_change", None,
+                        f"{shape}, and no {cc} is written (use GenServer's default returns "
+                        "the state unchanged): after the load the callbacks run on "
+                        "old-shaped state")
+        elif ro is not None and rn is not None:
             changed_recs = sorted(k for k in set(ro) | set(rn) if ro.get(k) != rn.get(k))
             if changed_recs and not has_cc:
                 add("state_change_without_code_change", None,
                     f"record(s) {', '.join('#' + r for r in changed_recs)} changed in a "
                     f"{'/'.join(sorted(gen))} module without an exported code_change/{cc_arity}: "
                     "running processes keep their old state shape")
-        else:
+            elif changed_recs:
+                add("code_change_needs_advanced_update", cc,
+                    f"record(s) {', '.join('#' + r for r in changed_recs)} changed: {cc} "
+                    "converts the state only when the upgrade goes through sys:change_code "
+                    "(appup {update, M, {advanced, Extra}}), not on a plain load and purge")
+        elif ex_old is None or ex_new is None:
+            # No debug info to compare the state with (Elixir facts, when present, say
+            # the struct did not change: then nothing is guessed).
             touched = sorted(GEN_CALLBACKS & changed)
             if touched and not has_cc:
                 add("callbacks_changed_without_code_change", None,
                     f"{', '.join(touched)} changed in a {'/'.join(sorted(gen))} module with no "
                     f"debug info to compare state records, and no code_change/{cc_arity} is exported")
+        if "gen_server" in gen:
+            for cb, fate, sev in _REMOVED_CALLBACK_FATES:
+                if _implements(old, ex_old, cb) and not _implements(new, ex_new, cb):
+                    add("callback_removed", cb,
+                        f"{cb} is no longer implemented: {fate}", severity=sev)
         vsn_old, vsn_new = old.vsn, new.vsn
         hand_set = hand_set_vsn(new)
         if has_cc and hand_set and vsn_old == vsn_new:
@@ -374,13 +409,37 @@ def _fa(v) -> str:
     return "none" if not v else f"{v[0]}/{v[1]}"
 
 
+#: gen_server callbacks whose removal old callers notice: (callback, what their
+#: messages then do, severity).
+_REMOVED_CALLBACK_FATES = (
+    ("handle_call/3", "calls old callers still make crash the server (the default "
+     "handle_call raises, or the callback is undefined) and the callers exit", None),
+    ("handle_cast/2", "casts old callers still send crash the server (the default "
+     "handle_cast raises, or the callback is undefined)", None),
+    ("handle_info/2", "messages it handled are logged as unexpected and dropped by the "
+     "default handle_info", "warning"),
+)
+
+
+def _implements(m: BeamModule, facts, cb: str) -> bool:
+    """Does the author's code of ``m`` implement callback ``cb``?  With Elixir debug
+    info, a callback that ``use`` injected does not count."""
+    name, arity = cb.rsplit("/", 1)
+    if not any(e.name == name and e.arity == int(arity) for e in m.exports):
+        return False
+    return facts is None or facts.written(cb)
+
+
 def state_changed(old: BeamModule, new: BeamModule, report: HotLoadReport) -> bool:
     """Did the state of a gen_server/gen_statem/gen_event module change shape?  Records
     from the debug info when both files have it, else changed callbacks."""
-    if not (set(old.behaviours) | set(new.behaviours)) & GEN_BEHAVIOURS:
+    if not (otp_behaviours(old) | otp_behaviours(new)) & GEN_BEHAVIOURS:
         return False
     if not report.diff.reload_needed:
         return False
+    ex_old, ex_new = elixir_facts(old), elixir_facts(new)
+    if ex_old is not None and ex_new is not None:
+        return bool(struct_changes(ex_old, ex_new)) and bool(ex_old.struct_builders)
     ro, rn = record_shapes(old), record_shapes(new)
     if ro is not None and rn is not None:
         return ro != rn

@@ -89,7 +89,13 @@ watchdog(Ms) ->
 
 %% --- the run ------------------------------------------------------------
 
+%% Elixir modules under test need Elixir's own applications on the code path: the
+%% release's Elixir, when it is installed beside this OTP.
+elixir_paths() ->
+    code:add_pathsz(filelib:wildcard("/usr/lib/elixir/lib/*/ebin")).
+
 run(V1File, V2File) ->
+    elixir_paths(),
     {M, Bin1} = read_beam(V1File),
     {M2, Bin2} = read_beam(V2File),
     M =:= M2 orelse throw({harness, {module_names_differ, M, M2}}),

@@ -1,0 +1,29 @@
+# A GenServer whose state is its own struct; v2 adds a field and reads it, with no
+# code_change of its own (use GenServer's default keeps the state as it is).
+defmodule HlExStructState do
+  use GenServer
+
+  defstruct count: 0
+
+  def scenario do
+    {:ok, pid} = GenServer.start(__MODULE__, [])
+    [{:proc, 'handle_call/3', pid}, {:call, 'bump/1', {__MODULE__, :bump, [pid]}}]
+  end
+
+  def bump(pid), do: GenServer.call(pid, :bump, 1000)
+
+  @impl true
+  def init(_), do: {:ok, %__MODULE__{}}
+
+  @impl true
+  def handle_call(:bump, _from, %__MODULE__{} = s) do
+    c = s.count + 1
+    {:reply, c, %{s | count: c}}
+  end
+
+  @impl true
+  def handle_info({:beaminspect_probe, from, ref}, s) do
+    send(from, {ref, :v1})
+    {:noreply, s}
+  end
+end
