@@ -171,8 +171,12 @@ def test_start_up_imports_typer_only():
     for name in ("pydantic", "rich", "tabulate", "json", "beaminspect.analysis",
                  "beaminspect.render", "beaminspect.release", "beaminspect.cli.jobs"):
         assert name not in loaded, name
-    loaded = modules("show", "--json", _one_sample())
-    assert "pydantic" not in loaded and "rich" not in loaded
+    for argv in (["show", "--json", "-j", "1", _one_sample()],
+                 ["gate", EBIN, EBIN, "--external", "x", "--otp", "25", "--format", "json",
+                  "--fail-on", "never"],
+                 ["disasm", "-f", "start/2", _one_sample()]):
+        loaded = modules(*argv)
+        assert "pydantic" not in loaded and "rich" not in loaded, argv
 
 
 def test_closed_pipe_ends_quietly():
@@ -186,3 +190,12 @@ def test_closed_pipe_ends_quietly():
         err = p.stderr.read()
         assert p.wait(timeout=120) == 0, err
         assert err == b""
+
+
+def test_shell_completion():
+    env = dict(os.environ, _BEAMINSPECT_COMPLETE="complete_bash",
+               COMP_WORDS="beaminspect gate --f", COMP_CWORD="2")
+    p = subprocess.run([sys.executable, "-m", "beaminspect"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["--format", "--fail-on"]
