@@ -186,6 +186,19 @@ def test_atom_text(name, text):
     assert format_term(Atom(name)) == text
 
 
+@pytest.mark.parametrize("name,w,portable", [
+    ("ok", "ok", "ok"), ("maybe", "maybe", "'maybe'"), ("else", "else", "'else'"),
+    ("after", "'after'", "'after'"), ("\xdfa", "\xdfa", "'\\x{DF}a'"),
+    ("a\x7fb", "'a\\db'", "'a\\x{7F}b'"), ("a\x01b", "'a\\001b'", "'a\\x{1}b'"),
+    ("a\u0100", "'a\\x{100}'", "'a\\x{100}'"), ("it's", "'it\\'s'", "'it\\'s'"),
+])
+def test_one_atom_quoter_two_styles(name, w, portable):
+    from beaminspect.terms.printer import atom_text
+    from beaminspect.terms.source import dump_term
+    assert atom_text(name) == format_term(Atom(name)) == w
+    assert atom_text(name, portable=True) == dump_term(Atom(name)) == portable
+
+
 def test_container_text():
     assert format_term(()) == "{}"
     assert format_term((Atom("a"), [1, [2]], b"\x01\x02")) == "{a,[1,[2]],<<1,2>>}"

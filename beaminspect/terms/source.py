@@ -32,6 +32,7 @@ import struct
 import sys
 
 from beaminspect.errors import BeamError, FormatError, LimitError, ReadError, UnsupportedError
+from beaminspect.terms.printer import RESERVED_WORDS, source_scalar_text, source_text
 from beaminspect.terms.types import Atom, BitBinary, ImproperList, Map
 
 __all__ = [
@@ -42,12 +43,6 @@ __all__ = [
 MAX_DEPTH = 1000
 MAX_TEXT_SIZE = 16 * 1024 * 1024
 MAX_ATOM_LENGTH = 255
-
-# erl_scan:reserved_word/1 on OTP 25 (``maybe``/``else`` only with the maybe feature).
-RESERVED_WORDS = frozenset((
-    "after begin case try cond catch andalso orelse end fun if let of receive when "
-    "bnot not div rem band and bor bxor bsl bsr or xor"
-).split())
 
 _SIMPLE_ESCAPES = {
     "n": 10, "r": 13, "t": 9, "v": 11, "b": 8, "f": 12, "e": 27, "s": 32, "d": 127,
@@ -778,146 +773,16 @@ def as_text(term) -> str | None:
 
 
 # ---------------------------------------------------------------------------
-# Writing terms
-
-_BARE_ATOM_RE = re.compile(r"[a-z][a-zA-Z0-9_@]*\Z")
-_ESCAPE_OUT = {10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 8: "\\b", 12: "\\f", 27: "\\e",
-               92: "\\\\"}
-
-
-def _quote(codes, quote: str) -> str:
-    out = [quote]
-    q = ord(quote)
-    for c in codes:
-        if c == q:
-            out.append("\\" + quote)
-        elif c in _ESCAPE_OUT:
-            out.append(_ESCAPE_OUT[c])
-        elif 32 <= c < 127:
-            out.append(chr(c))
-        else:
-            out.append(f"\\x{{{c:X}}}")
-    out.append(quote)
-    return "".join(out)
-
-
-def _atom_text(name: str) -> str:
-    if _BARE_ATOM_RE.match(name) and name not in RESERVED_WORDS and name not in (
-            "maybe", "else"):
-        return name
-    return _quote(map(ord, name), "'")
-
-
-def _printable(term: list) -> bool:
-    if not term:
-        return False
-    for c in term:
-        if type(c) is not int:
-            return False
-        if not (32 <= c < 127 or c in (8, 9, 10, 11, 12, 13, 27)
-                or 160 <= c < 0xD800 or 0xE000 <= c <= 0xFFFD or 0x10000 <= c <= 0x10FFFF):
-            return False
-    return True
-
-
-def _float_text(x: float) -> str:
-    if x != x or x in (float("inf"), float("-inf")):
-        raise ValueError(f"{x!r} cannot be written as an Erlang float")
-    r = repr(x)
-    mantissa, _, exp = r.partition("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    return f"{mantissa}e{int(exp)}" if exp else mantissa
-
-
-def _scalar_text(term) -> str | None:
-    """Text for a term without children, or None for a container."""
-    if isinstance(term, Atom):
-        return _atom_text(str(term))
-    if isinstance(term, bool):
-        return "true" if term else "false"
-    if isinstance(term, int):
-        return str(term)
-    if isinstance(term, float):
-        return _float_text(term)
-    if isinstance(term, str):
-        return _quote(map(ord, term), '"')
-    if isinstance(term, (bytes, bytearray)):
-        b = bytes(term)
-        if b and all(32 <= c < 127 for c in b):
-            return "<<" + _quote(b, '"') + ">>"
-        return "<<" + ",".join(map(str, b)) + ">>"
-    if isinstance(term, BitBinary):
-        whole = [str(b) for b in term.data[:-1]]
-        last = term.data[-1] >> (8 - term.bits)
-        return "<<" + ",".join(whole + [f"{last}:{term.bits}"]) + ">>"
-    if isinstance(term, list) and _printable(term):
-        return _quote(term, '"')
-    if isinstance(term, (list, tuple, ImproperList, Map)):
-        return None
-    raise TypeError(f"cannot write {type(term).__name__} as an Erlang term")
-
-
-def _map_pairs(m):
-    return list(m.items())
-
-
-def _flat(term) -> str:
-    """One-line text of a term, built without recursion."""
-    out: list[str] = []
-    # Work items: ("t", term) renders a term; ("s", text) emits text.
-    work = [("t", term)]
-    while work:
-        kind, item = work.pop()
-        if kind == "s":
-            out.append(item)
-            continue
-        text = _scalar_text(item)
-        if text is not None:
-            out.append(text)
-            continue
-        if len(work) > 4 * MAX_DEPTH * 1000:
-            raise LimitError("term too large to write")
-        if isinstance(item, tuple):
-            opening, closing, children, tail = "{", "}", list(item), None
-        elif isinstance(item, list):
-            opening, closing, children, tail = "[", "]", item, None
-        elif isinstance(item, ImproperList):
-            opening, closing, children, tail = "[", "]", list(item.items), item.tail
-        else:
-            opening, closing, tail = "#{", "}", None
-            children = []
-            pending = []
-            for k, v in _map_pairs(item):
-                pending.append((k, v))
-            out.append(opening)
-            seq: list = []
-            for i, (k, v) in enumerate(pending):
-                if i:
-                    seq.append(("s", ","))
-                seq.extend((("t", k), ("s", " => "), ("t", v)))
-            seq.append(("s", closing))
-            work.extend(reversed(seq))
-            continue
-        out.append(opening)
-        seq = []
-        for i, child in enumerate(children):
-            if i:
-                seq.append(("s", ","))
-            seq.append(("t", child))
-        if tail is not None:
-            seq.extend((("s", "|"), ("t", tail)))
-        seq.append(("s", closing))
-        work.extend(reversed(seq))
-    return "".join(out)
-
+# Writing terms: a ~p-like layout over the flat text of
+# :func:`beaminspect.terms.printer.source_text`.
 
 _PRETTY_DEPTH = 50
 
 
 def _pretty(term, indent: int, width: int, depth: int) -> str:
-    flat = _flat(term)
-    if indent + len(flat) <= width or depth >= _PRETTY_DEPTH or _scalar_text(term) is not None:
+    flat = source_text(term)
+    if (indent + len(flat) <= width or depth >= _PRETTY_DEPTH
+            or source_scalar_text(term) is not None):
         return flat
     if isinstance(term, tuple):
         opening, closing, parts = "{", "}", list(term)
@@ -931,7 +796,7 @@ def _pretty(term, indent: int, width: int, depth: int) -> str:
     sep = ",\n" + " " * inner
     if parts is None:
         texts = []
-        for k, v in _map_pairs(term):
+        for k, v in term.items():
             key = _pretty(k, inner, width, depth + 1)
             texts.append(key + " => " + _pretty(v, inner + len(key.rsplit("\n", 1)[-1]) + 4,
                                                 width, depth + 1))
