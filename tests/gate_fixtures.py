@@ -90,6 +90,9 @@ def pair_beam(scenario: str, version: str) -> tuple[str, bytes]:
     committed source the way tools/build_samples.sh does."""
     d = PAIRS / scenario / version
     srcs = sorted(d.glob("*.erl"))
+    if not srcs:  # an Elixir pair: its beam is committed (elixirc, tools/build_samples.sh)
+        beam = next(iter(sorted(d.glob("*.beam"))))
+        return beam.stem, beam.read_bytes()
     name = srcs[0].stem
     beam = d / f"{name}.beam"
     if beam.exists():

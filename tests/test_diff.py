@@ -263,3 +263,20 @@ def test_type_annotations_alone_are_type_only():
     d = _release_pair("calendar")
     assert "datetime_to_gregorian_seconds/1" in d.by_status("type_only")
     assert "datetime_to_gregorian_seconds/1" not in d.by_status("changed")
+
+
+@pytest.mark.parametrize("pair", ["identical_md5", "no_change_recompile"])
+def test_same_md5_is_do_not_load_and_never_fails(pair):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__)))
+    from vm.observe import pair_beams
+    v1, v2 = pair_beams(pair)
+    r = analyse(beaminspect.load(v1), beaminspect.load(v2))
+    assert not r.diff.reload_needed
+    assert any(f.kind == "reload_not_needed" and "do not load it" in f.message
+               for f in r.findings)
+    # What a load would do anyway is still said, as information.
+    others = [f for f in r.findings if f.kind != "reload_not_needed"]
+    assert others and all(f.severity == "info" for f in others)
+    assert all(f.message.startswith("if it is loaded anyway: ") for f in others)
+    assert not r.failed("warning")

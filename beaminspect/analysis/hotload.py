@@ -221,7 +221,14 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
     d = diff_modules(old, new)
     out: list[Finding] = []
 
+    same_md5 = not d.reload_needed and old.name == new.name
+
     def add(kind, function, message, severity=None):
+        if same_md5 and kind not in _ABOUT_THE_FILE:
+            # The running code already is this code: the verdict is "do not load it";
+            # what a load would do anyway is said, not failed on.
+            severity = "info"
+            message = f"if it is loaded anyway: {message}"
         s = effective_severity(kind, severity, severities)
         if s != "off":
             out.append(Finding(kind, s, function, message))
@@ -241,8 +248,9 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
 
     if not d.reload_needed:
         add("reload_not_needed", None,
-            "the MD5 is unchanged (only " + (", ".join(d.chunks_changed) or "nothing") +
-            " differs): the running code already is this code")
+            "the MD5 is unchanged (" + (("only " + ", ".join(d.chunks_changed) + " differ")
+                                        if d.chunks_changed else "the files are identical")
+            + "): the running code already is this code; do not load it")
 
     of = _facts(old)
     changed = d.changed_functions
@@ -407,6 +415,10 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
 
 def _fa(v) -> str:
     return "none" if not v else f"{v[0]}/{v[1]}"
+
+
+#: Kinds about the file itself, which keep their severity when the MD5 is unchanged.
+_ABOUT_THE_FILE = frozenset({"reload_not_needed", "module_name_differs", "opcode_too_new"})
 
 
 #: gen_server callbacks whose removal old callers notice: (callback, what their
