@@ -48,6 +48,25 @@ BLOCKING_CALLS = frozenset({
     ("proc_lib", "start", 3), ("proc_lib", "start", 4), ("proc_lib", "start_link", 3),
     ("proc_lib", "start_link", 4),
     ("global", "trans", 2), ("global", "trans", 3), ("global", "trans", 4),
+    # Elixir's standard library
+    ("Elixir.GenServer", "call", 2), ("Elixir.GenServer", "call", 3),
+    ("Elixir.GenServer", "multi_call", 2), ("Elixir.GenServer", "multi_call", 3),
+    ("Elixir.GenServer", "multi_call", 4), ("Elixir.GenServer", "stop", 1),
+    ("Elixir.GenServer", "stop", 2), ("Elixir.GenServer", "stop", 3),
+    ("Elixir.Process", "sleep", 1),
+    ("Elixir.Task", "await", 1), ("Elixir.Task", "await", 2),
+    ("Elixir.Task", "await_many", 1), ("Elixir.Task", "await_many", 2),
+    ("Elixir.Task", "yield", 1), ("Elixir.Task", "yield", 2),
+    ("Elixir.Task", "yield_many", 1), ("Elixir.Task", "yield_many", 2),
+    *((("Elixir.Agent", f, a) for f in ("get", "update", "get_and_update")
+       for a in (2, 3, 4, 5))),
+    ("Elixir.Agent", "stop", 1), ("Elixir.Agent", "stop", 2), ("Elixir.Agent", "stop", 3),
+    ("Elixir.Supervisor", "start_child", 2), ("Elixir.Supervisor", "terminate_child", 2),
+    ("Elixir.Supervisor", "restart_child", 2), ("Elixir.Supervisor", "which_children", 1),
+    ("Elixir.DynamicSupervisor", "start_child", 2),
+    ("Elixir.DynamicSupervisor", "terminate_child", 2),
+    ("Elixir.IO", "gets", 1), ("Elixir.IO", "gets", 2), ("Elixir.IO", "read", 1),
+    ("Elixir.IO", "read", 2),
 })
 
 RECEIVE_OPS = frozenset({"loop_rec", "wait", "wait_timeout"})
