@@ -426,3 +426,19 @@ def test_truncated_tarball_at_every_kind_of_cut(tmp_path, compression):
         cut.write_bytes(data)
         with pytest.raises(FormatError):
             open_release(cut)
+
+
+def test_unreadable_files_raise_read_error(tmp_path):
+    import beaminspect
+    from beaminspect.errors import ReadError
+    from beaminspect.format.reader import read_file
+    missing = tmp_path / "missing.beam"
+    with pytest.raises(ReadError) as ei:
+        beaminspect.load(missing)
+    assert ei.value.kind == "io" and str(ei.value) == f"{missing}: No such file or directory"
+    with pytest.raises(ReadError, match="no such file or directory"):
+        open_release(tmp_path / "nope")
+    (tmp_path / "ten").write_bytes(b"0123456789")
+    assert read_file(str(tmp_path / "ten"), 10) == b"0123456789"
+    with pytest.raises(LimitError, match="file is 10 bytes, larger than the 9 accepted"):
+        read_file(str(tmp_path / "ten"), 9)
