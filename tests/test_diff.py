@@ -154,7 +154,7 @@ def test_cli_json_schema_and_exit_codes():
     assert set(obj["functions"]) == {"added", "removed", "changed", "type_only", "line_only",
                                      "unchanged"}
     assert set(obj["exports"]) == {"added", "removed", "kept"}
-    assert set(obj["lambdas"]) == {"added", "removed", "changed", "invalidated"}
+    assert set(obj["lambdas"]) == {"added", "removed", "changed", "invalidated", "uses"}
     assert obj["findings"][0].keys() == {"kind", "severity", "function", "message"}
     assert obj["md5"]["old"] == beaminspect.load(a).md5.hex()
     assert runner.invoke(app, ["diff", a, b, "--fail-on", "never"]).exit_code == 0

@@ -48,6 +48,18 @@ def predict_badfun(report, old, fun_info: dict) -> bool:
     return key is not None and key in report.diff.lambdas_invalidated
 
 
+def predict_fun_finding(report, old, fun_info: dict) -> bool:
+    """A fun_invalidated finding at warning or above names the function that made the
+    fun the harness holds (found through the fun's FunT index)."""
+    if fun_info.get("type") != "local" or fun_info.get("module") != old.name:
+        return False
+    by_index = {lam.index: f"{lam.name}/{lam.arity}" for lam in old.lambdas}
+    key = by_index.get(fun_info.get("index"))
+    makers = {u.function for u in report.fun_uses if u.fun == key}
+    return any(f.kind == "fun_invalidated" and f.severity in ("warning", "error")
+               and f.function in makers for f in report.findings)
+
+
 def predict_undef(report, label: str) -> bool:
     return label in report.diff.exports_removed
 
@@ -89,6 +101,10 @@ def compare(name: str, release: int = 25):
             observed = r["result"]["status"] == "badfun"
             predicted = predict_badfun(report, old, r["fun_info"]) if load_ok else False
             rows.append(("badfun", r["label"], predicted, observed))
+            # The finding, not only the invalidation: said at warning or above exactly
+            # for the funs that break.
+            warned = predict_fun_finding(report, old, r["fun_info"]) if load_ok else False
+            rows.append(("badfun finding", r["label"], warned, observed))
         elif r["kind"] == "call":
             observed = r["result"]["status"] == "undef"
             predicted = predict_undef(report, r["label"]) if load_ok else False

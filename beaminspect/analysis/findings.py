@@ -94,12 +94,24 @@ REGISTRY: tuple[Kind, ...] = (
        """Keep the old export as a wrapper until no caller uses it, or upgrade the callers
        in the same release and load them first."""),
     _k("fun_invalidated", "warning", "module",
-       "funs created by the old code raise badfun after the purge",
+       "funs created by the old code are kept where they outlive the load: they raise "
+       "badfun after the purge",
        """A fun created by the old code refers to that instance (by the module MD5). Once
-       the old code is purged, calling such a fun (kept in a process state, an ETS
-       table, a message) raises badfun.""",
+       the old code is purged, calling such a fun raises badfun. The analysis follows
+       each fun to where it goes: one kept in a behaviour's state, ETS, persistent_term
+       or the process dictionary is an error (the process or caller that calls it
+       next dies), one sent in a message or returned by an exported function a warning.
+       Funs that are only called, handed to a function that calls and drops them
+       (lists, maps, Enum...), or run as a new process are not reported.""",
        """Store fun M:F/A (an external fun, which always runs the current code) instead
        of local funs in anything that outlives a code load."""),
+    _k("fun_may_outlive_load", "info", "module",
+       "a fun created by the old code goes where the analysis cannot follow it",
+       """The fun is passed to a local or unknown function, captured by another fun, or
+       its register is lost: whether anything keeps it past the purge (and then raises
+       badfun) is not known.""",
+       """Nothing, if the fun does not outlive the call; otherwise use fun M:F/A for
+       funs that are kept."""),
     _k("state_change_without_code_change", "error", "module",
        "the state shape of a behaviour module changed and no code_change is exported",
        """A record of a gen_server, gen_statem or gen_event module changed (compared from

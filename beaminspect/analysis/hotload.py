@@ -17,10 +17,10 @@ The model (checked against the running VM by the test suite; see the README):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from beaminspect.analysis.elixir import elixir_facts, otp_behaviours, struct_changes
+from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
 from beaminspect.code.disasm import ExtFunc, LocalFunc
 from beaminspect.errors import BeamError
@@ -73,7 +73,6 @@ RECEIVE_OPS = frozenset({"loop_rec", "wait", "wait_timeout"})
 LOCAL_CALLS = frozenset({"call", "call_last", "call_only"})
 EXT_CALLS = frozenset({"call_ext", "call_ext_last", "call_ext_only"})
 
-_LAMBDA_NAME = re.compile(r"^-(.+)/(\d+)-(?:fun|lc|lbc|blc)?-?\d+-$")
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,8 @@ class HotLoadReport:
     external_loops: frozenset[str]
     blocking_calls: frozenset[str]
     mixed_loops: frozenset[str] = frozenset()
+    #: What happens to each fun the old code creates (:mod:`beaminspect.analysis.funs`).
+    fun_uses: tuple = ()
 
     def worst(self) -> str | None:
         return worst(self.findings)
@@ -168,11 +169,6 @@ def _reach(edges: dict, start: str) -> set:
                 seen.add(g)
                 todo.append(g)
     return seen
-
-
-def _enclosing(lambda_name: str) -> str | None:
-    m = _LAMBDA_NAME.match(lambda_name)
-    return f"{m.group(1)}/{m.group(2)}" if m else None
 
 
 def _otp_release_of(m: BeamModule) -> int | None:
@@ -341,14 +337,31 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
         add("export_removed", e,
             f"export {old.name}:{e} is gone{hint}: external calls to it raise undef after the load")
 
-    if d.reload_needed and d.lambdas_invalidated:
-        by_fn: dict[str, list] = {}
-        for lam in d.lambdas_invalidated:
-            by_fn.setdefault(_enclosing(lam.rsplit("/", 1)[0]) or lam, []).append(lam)
-        for fn, lams in sorted(by_fn.items()):
+    gen_old = bool(otp_behaviours(old) & GEN_BEHAVIOURS)
+    fun_uses = tuple(classify_funs(old, behaviour=gen_old)) if d.reload_needed else ()
+    by_fn: dict[str, list] = {}
+    for u in fun_uses:
+        by_fn.setdefault(u.function, []).append(u)
+    for fn, uses in sorted(by_fn.items()):
+        top = max(uses, key=lambda u: _FUN_RANK[u.cls])
+        n = sum(1 for u in uses if u.cls == top.cls)
+        if top.cls == "stored":
+            lasting = top.where in _FATAL_STORES
             add("fun_invalidated", fn,
-                f"{len(lams)} fun(s) created by {fn} in the old code raise badfun once it is "
-                "purged (the module MD5 changed); use fun M:F/A for funs that outlive a load")
+                f"{n} fun(s) created by {fn} in the old code are kept in {top.where}: "
+                "after the purge, " + ("the process that calls one raises badfun "
+                                       "(the module MD5 changed)" if lasting else
+                                       "the receiver that calls one raises badfun"),
+                severity="error" if lasting else "warning")
+        elif top.cls == "escapes":
+            add("fun_invalidated", fn,
+                f"{n} fun(s) created by {fn} in the old code are returned to its callers: "
+                "one that keeps it raises badfun when calling it after the purge (use "
+                "fun M:F/A for funs that outlive a load)")
+        elif top.cls == "unknown":
+            add("fun_may_outlive_load", fn,
+                f"{n} fun(s) created by {fn} in the old code go where the analysis cannot "
+                "follow (a local or unknown call): if kept past the purge they raise badfun")
 
     gen = (otp_behaviours(new) | otp_behaviours(old)) & GEN_BEHAVIOURS
     ex_old, ex_new = elixir_facts(old), elixir_facts(new)
@@ -429,12 +442,17 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
             "fails unless the library has an upgrade callback")
 
     return HotLoadReport(d, tuple(out), frozenset(local_loops), frozenset(ext_loops),
-                         frozenset(blocked), frozenset(mixed_loops))
+                         frozenset(blocked), frozenset(mixed_loops), fun_uses)
 
 
 def _fa(v) -> str:
     return "none" if not v else f"{v[0]}/{v[1]}"
 
+
+_FUN_RANK = {c: i for i, c in enumerate(FUN_CLASSES)}
+#: Where a stored fun is called again by a long-lived holder.
+_FATAL_STORES = frozenset({"the process state", "ETS", "persistent_term",
+                           "the process dictionary"})
 
 #: Kinds about the file itself, which keep their severity when the MD5 is unchanged.
 _ABOUT_THE_FILE = frozenset({"reload_not_needed", "module_name_differs", "opcode_too_new"})

@@ -28,7 +28,9 @@ def report_dict(report) -> dict:
         "functions": {s: list(d.by_status(s)) for s in STATUSES},
         "lambdas": {"added": list(d.lambdas_added), "removed": list(d.lambdas_removed),
                     "changed": list(d.lambdas_changed),
-                    "invalidated": list(d.lambdas_invalidated)},
+                    "invalidated": list(d.lambdas_invalidated),
+                    "uses": [{"fun": u.fun, "function": u.function, "class": u.cls,
+                              "where": u.where} for u in report.fun_uses]},
         "imports": {"added": list(d.imports_added), "removed": list(d.imports_removed)},
         "attributes": {k: {"old": None if v["old"] is None else to_json(v["old"]),
                            "new": None if v["new"] is None else to_json(v["new"])}

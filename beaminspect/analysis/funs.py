@@ -1,0 +1,227 @@
+"""Where each fun goes: is a fun made by the old code still there when it is purged?
+
+A local fun made by old code raises ``badfun`` once that code is purged -- if anything
+still holds it.  Most funs do not outlive the call that made them (a fun handed to
+``lists:map``, ``Enum.reduce`` or ``maps:fold`` is called and dropped), so warning about
+every fun a changed module creates is noise.  :func:`classify_funs` follows each fun
+made by ``make_fun2``/``make_fun3`` through the registers of its function, in code
+order, to its uses, and keeps the most lasting one:
+
+* ``transient``: called, or passed to a function known to call it and drop it;
+* ``spawned``: runs a new process (the old code is that process's question: the purge
+  kills it while it runs there, see the purge findings, not a badfun one);
+* ``stored``: kept where it outlives the call -- the state a behaviour callback returns,
+  ETS, ``persistent_term``, the process dictionary, a message (``where`` says which);
+* ``escapes``: returned from an exported function: its caller decides what to keep;
+* ``unknown``: anything else (a local or unknown call, a register the walk loses).
+
+The walk is within one function and ignores branches (code order), so it errs towards
+the lasting classes, never towards ``transient``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from beaminspect.code.disasm import ExtFunc, FunRef, Function, Reg
+from beaminspect.module import BeamModule
+
+CLASSES = ("transient", "spawned", "unknown", "escapes", "stored")
+_RANK = {c: i for i, c in enumerate(CLASSES)}
+
+#: Modules whose functions taking funs call them and drop them.
+_TRANSIENT_MODULES = frozenset({"lists", "Elixir.Enum", "Elixir.List", "orddict",
+                                "Elixir.Agent"})
+#: Functions of other modules that call the fun they get and drop it.
+_TRANSIENT_FUNCTIONS = frozenset({
+    ("maps", "map"), ("maps", "fold"), ("maps", "filter"), ("maps", "filtermap"),
+    ("maps", "foreach"), ("maps", "update_with"), ("maps", "groups_from_list"),
+    ("dict", "map"), ("dict", "fold"), ("dict", "filter"), ("dict", "update"),
+    ("sets", "fold"), ("sets", "filter"), ("sets", "map"), ("gb_sets", "fold"),
+    ("gb_sets", "filter"), ("gb_trees", "map"), ("proplists", "substitute_aliases"),
+    ("Elixir.Map", "update"), ("Elixir.Map", "update!"), ("Elixir.Map", "get_lazy"),
+    ("Elixir.Map", "put_new_lazy"), ("Elixir.Map", "filter"), ("Elixir.Map", "reject"),
+    ("Elixir.Map", "new"), ("Elixir.Map", "get_and_update"), ("Elixir.Map", "get_and_update!"),
+    ("Elixir.Keyword", "update"), ("Elixir.Keyword", "update!"),
+    ("Elixir.Keyword", "get_lazy"), ("Elixir.Keyword", "put_new_lazy"),
+    ("Elixir.Kernel", "update_in"), ("Elixir.Kernel", "get_and_update_in"),
+    ("erlang", "apply"), ("timer", "tc"), ("Elixir.String", "replace"),
+    ("Elixir.Regex", "replace"), ("Elixir.Logger", "bare_log"),
+})
+#: Functions whose fun runs a new process.
+_SPAWNERS = frozenset({
+    ("erlang", "spawn"), ("erlang", "spawn_link"), ("erlang", "spawn_monitor"),
+    ("erlang", "spawn_opt"), ("proc_lib", "spawn"), ("proc_lib", "spawn_link"),
+    ("proc_lib", "spawn_opt"), ("Elixir.Task", "start"), ("Elixir.Task", "start_link"),
+    ("Elixir.Task", "async"), ("Elixir.Task", "async_stream"), ("Elixir.Agent", "start"),
+    ("Elixir.Agent", "start_link"),
+    ("Elixir.Task.Supervisor", "start_child"), ("Elixir.Task.Supervisor", "async"),
+    ("Elixir.Task.Supervisor", "async_nolink"), ("Elixir.Kernel", "spawn"),
+    ("Elixir.Kernel", "spawn_link"), ("Elixir.Process", "spawn"),
+})
+#: Functions that keep the fun they get: where.
+_STORES = {
+    ("ets", "insert"): "ETS", ("ets", "insert_new"): "ETS",
+    ("persistent_term", "put"): "persistent_term",
+    ("erlang", "put"): "the process dictionary", ("Elixir.Process", "put"):
+    "the process dictionary",
+    ("erlang", "send"): "a message", ("erlang", "send_after"): "a message",
+    ("gen_server", "cast"): "a message", ("gen_server", "call"): "a message",
+    ("Elixir.GenServer", "cast"): "a message", ("Elixir.GenServer", "call"): "a message",
+    ("Elixir.Kernel", "send"): "a message", ("Elixir.Process", "send"): "a message",
+    ("Elixir.Process", "send_after"): "a message",
+}
+#: Callbacks whose return value (in x0) holds the process state.
+_STATE_CALLBACKS = frozenset({"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
+                              "handle_continue/2", "code_change/3", "code_change/4",
+                              "handle_event/4", "handle_event/3", "handle_event/2",
+                              "init_it/6"})
+
+_CALL_EXT = frozenset({"call_ext", "call_ext_last", "call_ext_only"})
+_CALL_LOCAL = frozenset({"call", "call_last", "call_only"})
+
+
+@dataclass(frozen=True)
+class FunUse:
+    """What happens to the funs a function creates: the FunT entry's name/arity, the
+    class, and for ``stored``, where."""
+
+    fun: str
+    function: str
+    cls: str
+    where: str | None = None
+
+
+def _regs(v, out: list) -> None:
+    t = type(v)
+    if t is Reg:
+        out.append((v.kind, v.index))
+    elif t is tuple or t is list:
+        for x in v:
+            _regs(x, out)
+
+
+def _dest(v):
+    return (v.kind, v.index) if type(v) is Reg else None
+
+
+def _ext_class(ext: ExtFunc) -> tuple[str, str | None]:
+    key = (ext.module, ext.function)
+    if key in _STORES:
+        return "stored", _STORES[key]
+    if key in _SPAWNERS:
+        return "spawned", None
+    if ext.module in _TRANSIENT_MODULES or key in _TRANSIENT_FUNCTIONS:
+        return "transient", None
+    return "unknown", None
+
+
+def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
+    """The most lasting use of the fun written to ``reg`` by instruction ``start``."""
+    tainted = {reg}
+    best, where = None, None
+
+    def use(cls, w=None):
+        nonlocal best, where
+        if best is None or _RANK[cls] > _RANK[best]:
+            best, where = cls, w
+
+    for ins in fn.instructions[start + 1:]:
+        name, vals = ins.name, ins.values
+        if name in _CALL_EXT or name in _CALL_LOCAL or name in ("call_fun", "call_fun2",
+                                                               "apply", "apply_last"):
+            arity = vals[0] if vals and type(vals[0]) is int else 0
+            if name == "call_fun2":
+                arity = vals[1] if len(vals) > 1 and type(vals[1]) is int else 0
+            args = {("x", i) for i in range(arity)}
+            hit = tainted & args
+            if name == "call_fun2":
+                if _dest(vals[2] if len(vals) > 2 else None) in tainted:
+                    use("transient")
+            elif name == "call_fun":
+                if ("x", arity) in tainted:
+                    use("transient")
+            if hit:
+                if name in _CALL_EXT:
+                    target = next((v for v in vals if type(v) is ExtFunc), None)
+                    use(*(_ext_class(target) if target else ("unknown", None)))
+                else:
+                    use("unknown")
+            # A call clobbers the x registers; y registers survive it.
+            tainted = {r for r in tainted if r[0] == "y"}
+            if name.endswith(("_last", "_only")) or not tainted:
+                if not tainted:
+                    break
+            continue
+        if name == "send":
+            if ("x", 1) in tainted:
+                use("stored", "a message")
+            tainted = {r for r in tainted if r[0] == "y"}
+            continue
+        if name == "return":
+            if ("x", 0) in tainted:
+                if callback:
+                    use("stored", "the process state")
+                else:
+                    use("escapes" if exported else "unknown")
+            continue
+        if name == "trim":
+            n = vals[0] if vals and type(vals[0]) is int else 0
+            tainted = {(k, i - n) if k == "y" else (k, i) for k, i in tainted
+                       if not (k == "y" and i < n)}
+            continue
+        if name in ("move", "swap"):
+            src, dst = (_dest(vals[0]), _dest(vals[1])) if len(vals) == 2 else (None, None)
+            if name == "swap":
+                a, b = src in tainted, dst in tainted
+                tainted -= {src, dst}
+                if a:
+                    tainted.add(dst)
+                if b:
+                    tainted.add(src)
+            elif src in tainted:
+                tainted.add(dst)
+            else:
+                tainted.discard(dst)
+            continue
+        if name in ("put_tuple2", "put_list", "put_map_assoc", "put_map_exact",
+                    "update_record", "put_tuple", "put"):
+            read = []
+            _regs(vals, read)
+            dst = {"put_tuple2": 0, "put_list": 2, "put_map_assoc": 2, "put_map_exact": 2,
+                   "update_record": 4}.get(name)
+            d = _dest(vals[dst]) if dst is not None and dst < len(vals) else None
+            if any(r in tainted for r in read if r != d):
+                if d is not None:
+                    tainted.add(d)
+                else:
+                    use("unknown")
+            continue
+        if name in ("make_fun3", "make_fun2"):
+            read = []
+            _regs(vals[2:] if name == "make_fun3" else (), read)
+            if any(r in tainted for r in read):
+                use("unknown")  # captured by another fun
+            d = _dest(vals[1]) if name == "make_fun3" and len(vals) > 1 else ("x", 0)
+            tainted.discard(d)
+            continue
+    return best or "unknown", where
+
+
+def classify_funs(m: BeamModule, *, behaviour: bool) -> list[FunUse]:
+    """Every fun ``m`` creates, with what happens to it (see the module docstring).
+    ``behaviour``: the module's callbacks hold a process state (gen_* behaviours)."""
+    exported = {f"{e.name}/{e.arity}" for e in m.exports}
+    out = []
+    for fn in m.functions:
+        callback = behaviour and fn.mfa in _STATE_CALLBACKS
+        for i, ins in enumerate(fn.instructions):
+            if ins.name not in ("make_fun2", "make_fun3"):
+                continue
+            ref = next((v for v in ins.values if type(v) is FunRef), None)
+            if ref is None:
+                continue
+            reg = _dest(ins.values[1]) if ins.name == "make_fun3" else ("x", 0)
+            cls, where = _walk(fn, i, reg, callback=callback, exported=fn.mfa in exported)
+            out.append(FunUse(f"{ref.name}/{ref.arity}", fn.mfa, cls, where))
+    return out
