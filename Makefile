@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast samples bench fuzz opcodes clean oracles
+.PHONY: demo test test-fast samples bench noise fuzz opcodes clean oracles
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,17 @@ bench: $(STAMP)
 	$(BENCH_PY) -m pip install -q --no-deps --force-reinstall .
 	$(PY) -m compileall -q beaminspect
 	$(BENCH_PY) bench/run.py
+	$(MAKE) noise
+
+# Findings per changed module by kind and severity (bench/NOISE.md): the bundled pairs,
+# and OTP 27 -> OTP 29's lib trees when the oracle roots are built (make oracles).
+ROOTS ?= /var/cache/beaminspect/roots
+noise: $(STAMP)
+	{ echo "# Noise: findings per changed module"; echo; \
+	  if [ -d $(ROOTS)/otp27/usr/lib/erlang/lib ] && [ -d $(ROOTS)/otp29/usr/lib/erlang/lib ]; then \
+	    $(PY) bench/noise.py $(ROOTS)/otp27/usr/lib/erlang/lib $(ROOTS)/otp29/usr/lib/erlang/lib; \
+	  else $(PY) bench/noise.py; fi; } > bench/NOISE.md
+	cat bench/NOISE.md
 
 fuzz: $(STAMP)
 	$(PY) tools/fuzz.py --long
