@@ -31,7 +31,7 @@ RELEASES: tuple[int, ...] = tuple(range(OLDEST, NEWEST + 1))
 
 #: Releases whose loader rules were measured with erlang:prepare_loading/2 on the
 #: release's own VM (one data file each in beaminspect/loader/rules/).
-MEASURED_RELEASES: frozenset[int] = frozenset({25})
+MEASURED_RELEASES: frozenset[int] = frozenset({25, 27, 29})
 
 #: The Type chunk version each release's loader reads (others are ignored).
 TYPE_VERSION_BY_RELEASE: dict[int, int] = {25: 1, 26: 2, 27: 3, 28: 3, 29: 4}

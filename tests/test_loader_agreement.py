@@ -30,6 +30,10 @@ an untagged integer, judged like any other operand.  check models that wrap-arou
 says "loads" where the VM loads such a file), because the loader's answer is
 deterministic and the file does load: refusing it would be a disagreement, not caution.
 One case is not modelled, see ``NOT_MODELLED``.
+
+(c) for each release with a VM at hand (25 on the host, 27 and 29 in the cached roots of
+tests/otp.py), every beam the release ships gets from ``check_file(path, N)`` the verdict
+of that release's own prepare_loading (with the rules of rules/otpN.json).
 """
 
 from __future__ import annotations
@@ -202,3 +206,30 @@ def test_the_loader_explains_its_refusals(verdicts):
     assert refused
     silent = sum(1 for said in refused if not said)
     assert silent <= len(refused) // 20, f"{silent} of {len(refused)} refusals without a message"
+
+
+# -- every beam a release ships, on that release's own loader --------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", [25, 27, 29])
+def test_shipped_beams_agree_with_their_release(release, tmp_path):
+    """Every beam OTP ``release`` ships (its OTP and Elixir libraries) gets from
+    ``check_file(path, release)`` the verdict of that release's own prepare_loading."""
+    from otp import require_otp
+    import gen_loader_rules
+    rel = require_otp(release)
+    files = rel.otp_beams() + rel.elixir_beams()
+    assert files
+    import tempfile
+    base = None if rel.on_host else os.path.join(rel.root, "tmp")
+    with tempfile.TemporaryDirectory(prefix="agreement-", dir=base) as workdir:
+        answers = gen_loader_rules.ask(rel, [(p,) for p in files], workdir)
+    disagreements = []
+    for p in files:
+        vm_loads = answers[p][0] == "ok"
+        v = check_file(p, release, loader_only=True)
+        if v.loads != vm_loads:
+            disagreements.append(f"{p}: VM {answers[p][0]} {answers[p][1]}; check: "
+                                 f"{v.reason or 'loads'}")
+    print(f"\nOTP {release}: {len(files) - len(disagreements)}/{len(files)} shipped beams agree")
+    assert not disagreements, "\n".join(disagreements[:30])

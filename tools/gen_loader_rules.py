@@ -144,19 +144,19 @@ def _erl(rel, program: str, **bindings: str):
 
 def _sources(rel) -> list[str]:
     """The modules instances are taken from: the samples the release's compiler built
-    (samples/otpN/ for a cached root, the other sample folders for the host's), then
-    the release's own OTP and Elixir beams, smallest first."""
-    if rel.on_host:
-        samples = [p for p in glob.glob(os.path.join(ROOT, "samples", "**", "*.beam"),
-                                        recursive=True)
-                   if not re.match(r"otp\d+$", os.path.relpath(p, os.path.join(ROOT, "samples"))
-                                   .split(os.sep)[0])]
-    else:
-        samples = glob.glob(os.path.join(ROOT, "samples", f"otp{rel.otp_release}", "**",
-                                         "*.beam"), recursive=True)
+    (samples/otpN/, for a cached root), the samples of the host's compiler (the other
+    sample folders: older instructions, such as the bs_put_* family, that later
+    compilers no longer emit but every loader still takes), then the release's own OTP
+    and Elixir beams, smallest first."""
+    host_samples = sorted(
+        p for p in glob.glob(os.path.join(ROOT, "samples", "**", "*.beam"), recursive=True)
+        if not re.match(r"otp\d+$", os.path.relpath(p, os.path.join(ROOT, "samples"))
+                        .split(os.sep)[0]))
+    own = [] if rel.on_host else sorted(glob.glob(
+        os.path.join(ROOT, "samples", f"otp{rel.otp_release}", "**", "*.beam"), recursive=True))
     otp = sorted(rel.otp_beams(), key=os.path.getsize)
     elixir = sorted(rel.elixir_beams(), key=os.path.getsize)
-    return sorted(samples) + otp + elixir
+    return own + host_samples + otp + elixir
 
 
 def _literal_count(chunks) -> int:
@@ -255,15 +255,12 @@ def collect_instances(rel, sources):
 
 
 def _atom_names(chunks) -> list[str]:
+    """The AtU8 atoms (either form: OTP 28+ writes a negative count and compact-encoded
+    lengths), read by the library's decoder."""
+    from beaminspect.format.chunks import decode_atoms
     for cid, data in chunks:
         if cid == b"AtU8":
-            count = struct.unpack_from(">i", data, 0)[0]
-            pos, out = 4, []
-            for _ in range(count):
-                n = data[pos]
-                out.append(data[pos + 1:pos + 1 + n].decode("utf-8"))
-                pos += 1 + n
-            return out
+            return list(decode_atoms(memoryview(data), "AtU8", None))
     return []
 
 
