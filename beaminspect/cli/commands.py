@@ -117,11 +117,25 @@ def _check_one(path: str, otp: int, as_json: bool, features=()):
     return EXIT_FINDINGS, f"{path}: refused by OTP {otp}: {verdict.reason}"
 
 
+def input_beams(paths) -> list[str]:
+    """The files ``paths`` name (directories searched for ``*.beam``); none at all is
+    bad input: one line and exit 2, never a silent success."""
+    from beaminspect.release.paths import iter_beam_paths
+    found = iter_beam_paths(paths)
+    if not found:
+        echo(f"beaminspect: {' '.join(map(str, paths))}: no .beam files found", err=True)
+        raise CommandExit(EXIT_BAD_INPUT)
+    return found
+
+
 def check(paths, otp: int, as_json: bool, features=()) -> int:
     """``beaminspect check``: one verdict per file; the worst status."""
-    from beaminspect.release.paths import iter_beam_paths
+    try:
+        files = input_beams(paths)
+    except CommandExit as e:
+        return e.code
     status = EXIT_OK
-    for path in iter_beam_paths(paths):
+    for path in files:
         code, text = _check_one(path, otp, as_json, tuple(features))
         typer.echo(text, err=(code == EXIT_BAD_INPUT))
         status = max(status, code)
@@ -160,9 +174,11 @@ def print_each(job, paths, args: tuple, jobs: int | None, as_json: bool) -> int:
     Lines, or text listings with a blank line between them; error lines on stderr.
     The exit code: 2 if a file failed."""
     from beaminspect.parallel import map_files
-    from beaminspect.release.paths import iter_beam_paths
-
-    results = map_files(job, iter_beam_paths(paths), args, jobs)
+    try:
+        files = input_beams(paths)
+    except CommandExit as e:
+        return e.code
+    results = map_files(job, files, args, jobs)
     if as_json:
         buf = _utf8_stdout_buffer()
         if buf is not None:
@@ -266,19 +282,26 @@ def compare(old: str, new: str, policy, external, otp):
     from beaminspect.release.gate import compare_releases
     progress = Progress() if sys.stderr.isatty() else None
     try:
-        return compare_releases(old, new, policy=policy, external=external or (),
-                                running_otp=otp, progress=progress)
+        report = compare_releases(old, new, policy=policy, external=external or (),
+                                  running_otp=otp, progress=progress)
     except BeamError as e:
         echo(error_line(e), err=True)
         raise CommandExit(EXIT_BAD_INPUT) from None
     finally:
         if progress is not None:
             progress.clear()
+    for root, side in ((new, report.new), (old, report.old)):
+        if not side.modules:
+            echo(f"beaminspect: {root}: no .beam files found (not a release, an OTP lib "
+                 "tree, a _build tree or an archive of beams)", err=True)
+            raise CommandExit(EXIT_BAD_INPUT)
+    return report
 
 
 def emit(text: str, output: str | None) -> None:
-    """Print ``text``, or write it to the file ``output`` (exit 2 if that fails)."""
-    if output is None:
+    """Print ``text``, or write it to the file ``output`` (``-``: standard output; exit
+    2 if writing fails)."""
+    if output is None or output == "-":
         echo(text)
         return
     try:
@@ -311,6 +334,14 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
         emit(text, output)
     except CommandExit as e:
         return e.code
+    unreadable = [m for m in report.modules.values() if m.error]
+    if unreadable:
+        # The report lists the rest; a file that could not be read is bad input
+        # whatever --fail-on says.
+        echo(f"beaminspect: {len(unreadable)} file(s) could not be read: "
+             + ", ".join(m.new_path or m.old_path or m.name for m in unreadable[:3])
+             + (" ..." if len(unreadable) > 3 else ""), err=True)
+        return EXIT_BAD_INPUT
     return EXIT_FINDINGS if report.failed(threshold) else EXIT_OK
 
 

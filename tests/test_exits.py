@@ -1,0 +1,58 @@
+"""Exits that tell the truth: nothing to read is bad input (exit 2) for every command,
+an unreadable file fails the gate whatever --fail-on says, and ``-o -`` is standard
+output."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EBIN = REPO / "samples" / "ebin"
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "beaminspect", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", [["show"], ["show", "--json"], ["disasm"],
+                                     ["disasm", "--json"], ["check", "--otp", "25"]])
+def test_a_directory_without_beams_is_bad_input(tmp_path, command):
+    p = run(*command, tmp_path)
+    assert p.returncode == 2, p
+    assert p.stdout == ""
+    assert p.stderr.strip() == f"beaminspect: {tmp_path}: no .beam files found"
+
+
+@pytest.mark.parametrize("which", ["both", "new", "old"])
+def test_gate_on_a_tree_without_beams_is_bad_input(tmp_path, which):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    old = empty if which in ("both", "old") else EBIN
+    new = empty if which in ("both", "new") else EBIN
+    p = run("gate", old, new)
+    assert p.returncode == 2, p
+    assert "no .beam files found" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_gate_with_an_unreadable_file_exits_2_even_with_fail_on_never(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(EBIN, old)
+    shutil.copytree(EBIN, new)
+    (new / "bi_server.beam").write_bytes((EBIN / "bi_server.beam").read_bytes()[:100])
+    p = run("gate", old, new, "--fail-on", "never")
+    assert p.returncode == 2, p
+    assert "bi_server" in p.stdout or "bi_server" in p.stderr  # the report still lists it
+    assert p.stderr.splitlines()[-1].startswith("beaminspect: 1 file(s) could not be read")
+
+
+def test_output_dash_is_standard_output(tmp_path):
+    p = run("gate", EBIN, EBIN, "-o", "-", cwd=tmp_path)
+    assert p.returncode == 0, p
+    assert p.stdout.startswith("gate passed")
+    assert not (tmp_path / "-").exists()
