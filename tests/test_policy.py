@@ -93,3 +93,50 @@ def test_cli_bad_policy_exits_3(tmp_path, capsys, text):
     err = capsys.readouterr().err
     assert "policy" in err and str(f) in err
     assert "Traceback" not in err
+
+
+# --- policy where projects keep it ---------------------------------------------------
+
+README_BLOCK = '''[tool.beaminspect]
+fail_on = "warning"
+external = ["cowboy", "ranch"]
+
+[tool.beaminspect.severity]
+load_order = "info"
+fun_invalidated = "error"
+'''
+
+
+@pytest.mark.parametrize("name", ["pol.toml", "pyproject.toml", "beaminspect.toml"])
+def test_policy_file_with_the_readme_block(tmp_path, name):
+    from beaminspect.release.policy import load_policy
+    p = tmp_path / name
+    p.write_text(README_BLOCK)
+    pol = load_policy(str(p))
+    assert pol.fail_on == "warning" and pol.external == {"cowboy", "ranch"}
+    assert pol.severities == {"load_order": "info", "fun_invalidated": "error"}
+
+
+def test_policy_found_upward_beaminspect_toml_first(tmp_path):
+    from beaminspect.release.policy import load_policy
+    (tmp_path / "rebar.config").write_text("{erl_opts, []}.\n")
+    (tmp_path / "beaminspect.toml").write_text('fail_on = "info"\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.beaminspect]\nfail_on = "never"\n')
+    sub = tmp_path / "apps" / "shop"
+    sub.mkdir(parents=True)
+    pol = load_policy(start=str(sub))
+    assert pol.fail_on == "info" and pol.source == str(tmp_path / "beaminspect.toml")
+    # A pyproject.toml without the table does not stop the search.
+    (sub / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert load_policy(start=str(sub)).fail_on == "info"
+
+
+def test_unknown_key_and_kind_name_the_valid_ones(tmp_path):
+    from beaminspect.release.policy import PolicyError, load_policy
+    p = tmp_path / "beaminspect.toml"
+    p.write_text("fail_onn = 'info'\n")
+    with pytest.raises(PolicyError, match=r"unknown key fail_onn \(known: severity, fail_on, external\)"):
+        load_policy(str(p))
+    p.write_text("[severity]\nfun_invalid = 'off'\n")
+    with pytest.raises(PolicyError, match=r"unknown finding kind 'fun_invalid'.*beaminspect kinds"):
+        load_policy(str(p))

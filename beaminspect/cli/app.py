@@ -263,8 +263,9 @@ def gate(
              "default: the policy's, else error).")] = None,
     policy_file: Annotated[Optional[str], typer.Option(
         "--policy", metavar="FILE",
-        help="TOML policy file (default: [tool.beaminspect] of the nearest "
-             "pyproject.toml).")] = None,
+        help="Policy file: a beaminspect.toml, or any TOML file with a "
+             "[tool.beaminspect] table (default: the nearest beaminspect.toml, or "
+             "pyproject.toml with that table, here or in a parent directory).")] = None,
     external: External = None,
     otp: Annotated[Optional[int], typer.Option("--otp", metavar="N",
                                                help="OTP release of the running "
@@ -287,7 +288,7 @@ def appup(
         "--output", "-o", metavar="FILE",
         help="Write the appup here (needs --app when several applications changed).")] = None,
     policy_file: Annotated[Optional[str], typer.Option("--policy", metavar="FILE",
-                                                       help="TOML policy file.")] = None,
+                                                       help="Policy file (as for gate).")] = None,
     external: External = None,
 ) -> None:
     """Suggest an .appup (upgrade and downgrade) for each changed application."""

@@ -1,8 +1,11 @@
 """The gate's policy: severity per finding kind, the failure threshold, external modules.
 
-A policy comes from ``[tool.beaminspect]`` in the nearest ``pyproject.toml`` (the current
-directory or a parent), or from a TOML file given with ``--policy`` that has the same
-keys at top level::
+A policy is a TOML table.  ``--policy FILE`` takes a ``beaminspect.toml`` (the keys at
+top level), or any TOML file with a ``[tool.beaminspect]`` table (``pyproject.toml``
+among them).  Without ``--policy``, the nearest ``beaminspect.toml`` or
+``pyproject.toml`` with a ``[tool.beaminspect]`` table, in the current directory or a
+parent (Erlang and Elixir projects keep ``beaminspect.toml`` beside ``rebar.config`` or
+``mix.exs``), gives it; none found means the defaults.  The keys::
 
     fail_on = "warning"                 # info, warning, error or never
     external = ["cowboy", "my_vendored_app"]   # module or application names
@@ -25,7 +28,11 @@ from dataclasses import dataclass, field
 from beaminspect.analysis.findings import DEFAULTS, FAIL_ON_VALUES, KINDS, SEVERITY_VALUES
 
 __all__ = ["Policy", "PolicyError", "load_policy", "parse_policy", "find_pyproject",
-           "SEVERITY_VALUES", "FAIL_ON_VALUES", "known_kinds"]
+           "find_policy_file", "SEVERITY_VALUES", "FAIL_ON_VALUES", "known_kinds",
+           "POLICY_FILE"]
+
+#: The file a project keeps its policy in, found upward from the current directory.
+POLICY_FILE = "beaminspect.toml"
 
 TOP_KEYS = ("severity", "fail_on", "external")
 
@@ -78,7 +85,8 @@ def parse_policy(data: dict, *, source: str | None = None, prefix: str = "") -> 
     for kind, value in sev_table.items():
         key = f"{prefix}severity.{kind}"
         if kind not in KINDS:
-            raise PolicyError(f"unknown finding kind {kind!r} in {key}", source=source, key=key)
+            raise PolicyError(f"unknown finding kind {kind!r} in {key} (the kinds: "
+                              "beaminspect kinds)", source=source, key=key)
         if value not in SEVERITY_VALUES:
             raise PolicyError(f"{key} = {value!r}: the severity must be one of "
                               f"{', '.join(SEVERITY_VALUES)}", source=source, key=key)
@@ -114,27 +122,60 @@ def _read_toml(path: str) -> dict:
 def find_pyproject(start: str | None = None) -> str | None:
     """The nearest ``pyproject.toml`` in ``start`` (default: the current directory) or
     one of its parents."""
-    d = os.path.abspath(start or os.getcwd())
-    while True:
+    for d in _upward(start):
         p = os.path.join(d, "pyproject.toml")
         if os.path.isfile(p):
             return p
+    return None
+
+
+def _upward(start: str | None):
+    d = os.path.abspath(start or os.getcwd())
+    while True:
+        yield d
         parent = os.path.dirname(d)
         if parent == d:
-            return None
+            return
         d = parent
 
 
+def _tool_table(data: dict):
+    tool = data.get("tool")
+    return tool.get("beaminspect") if isinstance(tool, dict) else None
+
+
+def find_policy_file(start: str | None = None) -> str | None:
+    """The nearest ``beaminspect.toml``, or ``pyproject.toml`` with a
+    ``[tool.beaminspect]`` table, in ``start`` or a parent (the nearer directory wins;
+    in one directory, ``beaminspect.toml``)."""
+    for d in _upward(start):
+        p = os.path.join(d, POLICY_FILE)
+        if os.path.isfile(p):
+            return p
+        p = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(p) and _tool_table(_read_toml(p)) is not None:
+            return p
+    return None
+
+
+def policy_from_file(path: str) -> Policy:
+    """The policy in ``path``: its ``[tool.beaminspect]`` table when it has one (any
+    TOML file, ``pyproject.toml`` included), else its top-level keys (a
+    ``beaminspect.toml``).  A ``pyproject.toml`` without the table is the defaults."""
+    data = _read_toml(path)
+    table = _tool_table(data)
+    if table is not None:
+        return parse_policy(table, source=path, prefix="tool.beaminspect.")
+    if os.path.basename(path) == "pyproject.toml" or "tool" in data:
+        return Policy(source=path)
+    return parse_policy(data, source=path)
+
+
 def load_policy(path: str | None = None, *, start: str | None = None) -> Policy:
-    """The policy of ``path`` (a TOML file with the keys at top level), else of the
-    nearest ``pyproject.toml``'s ``[tool.beaminspect]``, else the defaults."""
-    if path is not None:
-        return parse_policy(_read_toml(path), source=path)
-    pyproject = find_pyproject(start)
-    if pyproject is None:
-        return Policy()
-    table = _read_toml(pyproject).get("tool", {})
-    table = table.get("beaminspect") if isinstance(table, dict) else None
-    if table is None:
-        return Policy()
-    return parse_policy(table, source=pyproject, prefix="tool.beaminspect.")
+    """The policy of ``path``, else of the nearest policy file (see the module
+    docstring), else the defaults."""
+    if path is None:
+        path = find_policy_file(start)
+        if path is None:
+            return Policy()
+    return policy_from_file(path)
