@@ -137,3 +137,13 @@ def _some_beam_with_literals() -> str:
         if any(cid == b"LitT" for cid, _ in chunks):
             return p
     pytest.skip("no sample with a literal table")
+
+
+@pytest.mark.slow
+@pytest.mark.otp
+@pytest.mark.parametrize("path", DATA_FILES, ids=os.path.basename)
+def test_data_file_is_what_the_release_vm_measures(path):
+    """The full staleness check: re-measure on the release's VM (minutes per release)."""
+    n = int(os.path.basename(path)[3:-5])
+    otp(n).skip_unless_available()
+    assert gen_loader_rules.main(["--otp", str(n), "--check"]) == 0
