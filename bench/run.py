@@ -12,8 +12,8 @@ Rows (every contender of a row runs on the same files, in the same invocation):
   (installed here into ``bench/.venv-pybeam``) reading the same chunks with
   ``bench/pybeam_read.py``.  Files pybeam cannot parse are counted and left out of
   every contender's list for the pybeam comparison.
-* ``disasm``: ``beaminspect disasm --json`` against ``beam_disasm:file/1``, measured by
-  ``bench/disasm_bench.py``'s ``run()``.
+* ``disasm``: ``beaminspect disasm --json`` against ``beam_disasm:file/1`` run file by
+  file without keeping the results, measured by ``bench/disasm_bench.py``'s ``run()``.
 * ``gate``: see :func:`bench_gate`.
 * start-up: ``--version`` and ``show --json`` of one file.
 

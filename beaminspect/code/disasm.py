@@ -15,8 +15,10 @@ The disassembler is a pipeline in one pass over the code:
 Local call targets are resolved once every function's entry label is known.
 
 An :class:`Instruction` keeps the raw operands (``args``), the resolved values
-(``values``) and computes its display form (``text``) on demand, so a diff can compare
-values and show text.
+(``values``) and its display form (``text``), so a diff can compare values and show
+text.  The module's :class:`InstructionTable` makes each distinct instruction's
+operands, values and text once (copies share them) and gives the JSON form the
+``disasm --json`` writer uses; the listing and the JSON are both rendered from it.
 
 Resolution of operand values:
 
@@ -53,10 +55,12 @@ when known, the ``name/arity`` of the function being decoded.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _enc
 from typing import Iterator, NamedTuple
 
-from beaminspect.format.compact import ONE_BYTE, TWO_BYTE, Operand, decode_operands
+from beaminspect.format.compact import (ONE_BYTE, OPERAND_SIZE, TWO_BYTE, Operand, decode_operands,
+                                        skip_long)
 from beaminspect.format.compact import decode_long as _decode_long
 from beaminspect.errors import BeamError, FormatError, TruncatedError
 from beaminspect.format.opcodes import ARITIES, NAMES
@@ -65,7 +69,7 @@ from beaminspect.terms import Atom, format_term
 __all__ = [
     "Label", "Reg", "ExtFunc", "LocalFunc", "FunRef", "Literal", "Loc",
     "Instruction", "Function", "disassemble", "get_instructions", "format_value",
-    "json_value", "instruction_text",
+    "json_value", "instruction_text", "InstructionTable",
 ]
 
 
@@ -249,6 +253,8 @@ class Function:
     instructions: tuple[Instruction, ...]
     lines: tuple[int, int] | None
     offset: int
+    #: The module's :class:`InstructionTable` (the display forms of its instructions).
+    table: InstructionTable | None = field(default=None, compare=False, repr=False)
 
     @property
     def mfa(self) -> str:
@@ -367,6 +373,10 @@ class _Resolver(dict):
             # so neither does the disassembler: the string is unknown.
             return None
         return self.strings[offset:offset + length]
+
+    def release(self) -> None:
+        """Forget the module (the memo stays usable for the operands in it)."""
+        self._module = None
 
     # -- by tag -------------------------------------------------------------
     def __missing__(self, op: Operand):
@@ -499,21 +509,83 @@ class _Resolver(dict):
         return tuple(values)
 
 
-class _Texts(dict):
-    """Memo of operand -> display form, for the operands resolved by tag alone."""
+class InstructionTable:
+    """A module's distinct instructions and operands and their display forms.
+
+    The decoder makes each distinct operand's text once (:meth:`operand_text`) and each
+    distinct instruction's ``args``, ``values`` and ``text`` once; copies of an
+    instruction share those objects.  :meth:`json_prefix` gives the JSON of an
+    instruction up to its offset, made once per distinct instruction from the same
+    operand texts.  Every :class:`Function` of a module holds the module's table."""
+
+    __slots__ = ("_res", "_texts", "_json_ops", "_json_values", "_prefixes")
 
     def __init__(self, res: _Resolver) -> None:
-        super().__init__()
-        self.res = res
+        self._res = res
+        self._texts: dict = {}       # operand -> text, for values by tag
+        self._json_ops: dict = {}    # operand -> JSON text, for values by tag
+        self._json_values: dict = {}  # id(value) -> (value, JSON text), the others
+        self._prefixes: dict = {}    # id(text) -> (text, JSON prefix)
 
-    def __missing__(self, op: Operand) -> str:
-        text = format_value(op, self.res[op])
+    def operand_text(self, op: Operand) -> str:
+        """The display form of an operand resolved by its tag alone."""
+        try:
+            return self._texts[op]
+        except KeyError:
+            pass
+        text = format_value(op, self._res[op])
         if op.tag != "list":
-            self[op] = text
+            self._texts[op] = text
         return text
 
+    def text(self, name: str, args: tuple, values: tuple) -> str:
+        """:func:`instruction_text`, with the operand texts of this table."""
+        if not values:
+            return name
+        return name + " " + " ".join([self.value_text(a, v) for a, v in zip(args, values)])
 
-def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
+    def value_text(self, op: Operand, value) -> str:
+        """:func:`format_value`, kept for the operands whose value is the one by tag."""
+        if op.tag != "list" and self._res.get(op) is value and value is not None:
+            return self.operand_text(op)
+        return format_value(op, value)
+
+    def value_json(self, op: Operand, value) -> str:
+        """The JSON text of :func:`json_value`."""
+        if value is None:
+            return "null"
+        t = type(value)
+        if t is int and op.tag == "u":
+            return int.__repr__(value)
+        if t is tuple and op.tag == "list" and len(op.value) == len(value):
+            vj = self.value_json
+            return "[" + ",".join([vj(a, v) for a, v in zip(op.value, value)]) + "]"
+        if op.tag != "list" and self._res.get(op) is value:
+            text = self._json_ops.get(op)
+            if text is None:
+                text = self._json_ops[op] = _enc(self.operand_text(op))
+            return text
+        hit = self._json_values.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = _enc(format_value(op, value))
+        self._json_values[id(value)] = (value, text)
+        return text
+
+    def json_prefix(self, ins: Instruction) -> str:
+        """``{"op":NAME,"args":[...],"offset":`` of an instruction (copies share it)."""
+        text = ins[5]
+        hit = self._prefixes.get(id(text))
+        if hit is not None and hit[0] is text:
+            return hit[1]
+        vj = self.value_json
+        prefix = ('{"op":' + _enc(ins[1]) + ',"args":['
+                  + ",".join([vj(a, v) for a, v in zip(ins[3], ins[4])]) + '],"offset":')
+        self._prefixes[id(text)] = (text, prefix)
+        return prefix
+
+
+def _decode(module) -> tuple[list[Instruction], list[int], list[int], InstructionTable]:
     """The flat instruction stream (through ``int_code_end``), the indices of the
     ``func_info`` instructions and of the local calls.
 
@@ -530,11 +602,13 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
     pos = header.code_offset
     res = _Resolver(module, end)
     getv = res.__getitem__
-    gett = _Texts(res).__getitem__
+    table = InstructionTable(res)
+    gett = table.operand_text
     special = SPECIAL
     names = NAMES
     arities = ARITIES
     one, two, decode_long = ONE_BYTE, TWO_BYTE, _decode_long
+    size, skip = OPERAND_SIZE, skip_long
     seen: dict[bytes, tuple] = {}
     seen_get = seen.get
     lines: dict[int, tuple] = {}  # line index -> (args, values, text)
@@ -579,7 +653,29 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                     continue
                 pos = start + 1
             if arity > 0:
-                ops = []
+                # Find the end from the operands' first bytes and look the bytes up:
+                # a copy of an instruction seen before needs no decoding.  (A hit is
+                # exact whatever the skip found: those bytes decoded to that end.)
+                p = pos
+                try:
+                    for _ in range(arity):
+                        n = size[code[p]]
+                        p = p + n if n else skip(code, p, end)
+                    hit = seen_get(code[start:p])
+                except (IndexError, BeamError):
+                    hit = None
+                if hit is not None:
+                    pos = p
+                    args, values, text = hit
+                    if opc > OP_CALL_ONLY:
+                        append(new(Instruction, (opc, names[opc], start, args, values, text)))
+                        continue
+                    ops = None
+                else:
+                    ops = []
+            if arity > 0 and ops is None:
+                pass  # a copy of a local call, func_info...: all from the table
+            elif arity > 0:
                 add = ops.append
                 for _ in range(arity):
                     if pos < end:
@@ -608,7 +704,7 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
                         text = name + " " + " ".join(map(gett, args))
                     else:
                         values = res.special(kinds, args)
-                        text = instruction_text(name, args, values)
+                        text = table.text(name, args, values)
                     hit = seen[key] = (args, values, text)
                 args, values, text = hit
             elif arity == 0:
@@ -638,7 +734,11 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int]]:
             fi = out[func_infos[-1]].values
             current = f"{fi[1]}/{fi[2]}"
         raise e.with_context(file=file, chunk="Code", offset=start, function=current) from None
-    return out, func_infos, calls
+    # The table outlives the decoding (every Function holds it) and needs no more of
+    # the module: dropping it keeps the module out of a reference cycle, so that
+    # reference counting frees it.
+    res.release()
+    return out, func_infos, calls, table
 
 
 def _group(module, stream: list[Instruction], func_infos: list[int]) -> list[tuple]:
@@ -700,7 +800,7 @@ def disassemble(module) -> tuple[Function, ...]:
 
 
 def _disassemble(module) -> tuple[Function, ...]:
-    stream, func_infos, calls = _decode(module)
+    stream, func_infos, calls, itable = _decode(module)
     bounds = _group(module, stream, func_infos)
     entries: dict[int, tuple[str, int]] = {}
     for s, k, e in bounds:
@@ -722,7 +822,7 @@ def _disassemble(module) -> tuple[Function, ...]:
                 values = list(old)
                 values[1] = _new(LocalFunc, (target[0], target[1], label.number))
                 values = tuple(values)
-                hit = (values, instruction_text(ins[1], ins[3], values))
+                hit = (values, itable.text(ins[1], ins[3], values))
             replaced[id(old)] = hit
         if hit[0] is not old:
             stream[i] = _new(Instruction, (ins[0], ins[1], ins[2], ins[3], *hit))
@@ -734,7 +834,7 @@ def _disassemble(module) -> tuple[Function, ...]:
         body = tuple(stream[s:e])
         labels = tuple([ins[4][0] for ins in body if ins[0] == OP_LABEL])
         out.append(Function(str(fi.values[1]), fi.values[2], stream[k + 1].values[0],
-                            labels, body, _lines(body, own_file), body[0].offset))
+                            labels, body, _lines(body, own_file), body[0].offset, itable))
     return tuple(out)
 
 

@@ -37,8 +37,7 @@ from __future__ import annotations
 
 from json.encoder import encode_basestring as _enc
 
-from beaminspect.code.disasm import OP_LABEL, OP_LINE, SPECIAL, format_value
-from beaminspect.render.json_out import dumps
+from beaminspect.code.disasm import OP_LABEL, OP_LINE
 
 _INDENT = "    "
 
@@ -79,97 +78,32 @@ def module_text(m, functions=None) -> str:
 
 # -- JSON text, written directly ------------------------------------------------------
 #
-# ``module_json_text(m)`` is the JSON object described above, written without nested
-# dicts: each distinct instruction of a module gets its ``{"op":...,"args":[...],
-# "offset":`` prefix once and each distinct operand value its JSON text once (see
-# :func:`beaminspect.code.disasm.json_value` for the mapping).  The disassembler's
-# instruction table shares the ``args`` tuple of identical instructions, so the prefix
-# cache is keyed by that tuple's identity (the cache keeps the tuple alive, and checks
-# it and the opcode on a hit).
+# Each instruction's JSON up to its offset comes from the module's instruction table
+# (:meth:`beaminspect.code.disasm.InstructionTable.json_prefix`), made once per distinct
+# instruction from the operand texts the listing uses; labels, all distinct, are
+# written here.
 
-class _JsonText:
-    __slots__ = ("by_args", "by_value", "by_op")
-
-    def __init__(self) -> None:
-        self.by_op: dict = {}
-        self.by_args: dict[int, tuple] = {}
-        self.by_value: dict[int, tuple] = {}
-
-    def arg(self, a, v) -> str:
-        if v is None:
-            return "null"
-        t = type(v)
-        if t is int:
-            if a.tag == "u":
-                return int.__repr__(v)
-            return _enc(format_value(a, v))
-        if t is tuple:
-            if a.tag == "list" and len(a.value) == len(v):
-                arg = self.arg
-                return "[" + ",".join([arg(x, y) for x, y in zip(a.value, v)]) + "]"
-            return _enc(format_value(a, v))
-        hit = self.by_value.get(id(v))
-        if hit is not None and hit[0] is v:
-            return hit[1]
-        text = _enc(format_value(a, v))
-        self.by_value[id(v)] = (v, text)
-        return text
-
-    def prefix(self, ins) -> str:
-        arg = self.arg
-        kinds = SPECIAL[ins.opcode]
-        if kinds is not None:
-            return ('{"op":' + _enc(ins.name) + ',"args":['
-                    + ",".join([arg(a, v) for a, v in zip(ins.args, ins.values)])
-                    + '],"offset":')
-        # Every operand resolves by its tag alone: within a module its text depends on
-        # the raw operand only, and is kept by it (lists, mostly distinct, are not).
-        by_op = self.by_op
-        get = by_op.get
-        parts = []
-        for a, v in zip(ins.args, ins.values):
-            text = get(a)
-            if text is None:
-                text = arg(a, v)
-                if a[0] != "list":
-                    by_op[a] = text
-            parts.append(text)
-        return '{"op":' + _enc(ins.name) + ',"args":[' + ",".join(parts) + '],"offset":'
-
-    def function(self, f) -> str:
-        by_args = self.by_args
-        get = by_args.get
-        parts = []
-        append = parts.append
-        for ins in f.instructions:
-            op, name, offset, args, values, _text = ins
-            if op == OP_LABEL and len(values) == 1 and type(values[0]) is int:
-                append('{"op":"label","args":[%d],"offset":%d}' % (values[0], offset))
-                continue
-            hit = get(id(args))
-            if hit is None or hit[0] is not args or hit[1] != op or hit[2] is not values:
-                if op == OP_LINE and len(values) == 1:
-                    loc = values[0]
-                    text = ('{"op":"line","args":['
-                            + ("null" if loc is None else _enc(f"{loc.file}:{loc.line}"))
-                            + '],"offset":')
-                elif op == OP_LABEL:
-                    text = ('{"op":"label","args":' + dumps(list(values)) + ',"offset":')
-                else:
-                    text = self.prefix(ins)
-                hit = by_args[id(args)] = (args, op, values, text)
-            append(hit[3] + int.__repr__(offset) + "}")
-        lines = f.lines
-        return ('{"name":' + _enc(f.name) + ',"arity":' + int.__repr__(f.arity)
-                + ',"entry":' + int.__repr__(f.entry) + ',"lines":'
-                + ("null" if lines is None else "[%d,%d]" % lines)
-                + ',"instructions":[' + ",".join(parts) + "]}")
+def function_json_text(f) -> str:
+    """The JSON object of one function, as text."""
+    prefix = f.table.json_prefix
+    parts = []
+    append = parts.append
+    for ins in f.instructions:
+        values = ins[4]
+        if ins[0] == OP_LABEL and type(values[0]) is int:
+            append('{"op":"label","args":[%d],"offset":%d}' % (values[0], ins[2]))
+        else:
+            append(prefix(ins) + int.__repr__(ins[2]) + "}")
+    lines = f.lines
+    return ('{"name":' + _enc(f.name) + ',"arity":' + int.__repr__(f.arity)
+            + ',"entry":' + int.__repr__(f.entry) + ',"lines":'
+            + ("null" if lines is None else "[%d,%d]" % lines)
+            + ',"instructions":[' + ",".join(parts) + "]}")
 
 
 def module_json_text(m, functions=None) -> str:
     """The ``disasm --json`` object of module ``m`` (or of the given functions of it) as
     JSON text (see above)."""
     funcs = m.functions if functions is None else functions
-    w = _JsonText()
     return ('{"module":' + _enc(m.name) + ',"file":' + _enc(m.file) + ',"functions":['
-            + ",".join([w.function(f) for f in funcs]) + "]}")
+            + ",".join([function_json_text(f) for f in funcs]) + "]}")
