@@ -280,3 +280,8 @@ def test_same_md5_is_do_not_load_and_never_fails(pair):
     assert others and all(f.severity == "info" for f in others)
     assert all(f.message.startswith("if it is loaded anyway: ") for f in others)
     assert not r.failed("warning")
+
+
+def test_vsn_renders_as_erlang_writes_it():
+    msgs = [f.message for f in report("vsn_not_bumped").findings if f.kind == "vsn_not_bumped"]
+    assert msgs and '-vsn stays "1"' in msgs[0] and "[49]" not in msgs[0]

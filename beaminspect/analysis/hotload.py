@@ -24,6 +24,7 @@ from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
 from beaminspect.code.disasm import ExtFunc, LocalFunc
 from beaminspect.errors import BeamError
+from beaminspect.terms.source import dump_term as source_text
 from beaminspect.module import BeamModule
 from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE
 from beaminspect.analysis.findings import Finding, effective_severity, exceeds, worst
@@ -420,7 +421,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
         hand_set = hand_set_vsn(new)
         if has_cc and hand_set and vsn_old == vsn_new:
             add("vsn_not_bumped", f"code_change/{cc_arity}",
-                f"code_change/{cc_arity} is exported but -vsn stays {vsn_new!r}: the appup's "
+                f"code_change/{cc_arity} is exported but -vsn stays {_vsn_text(vsn_new)}: the appup's "
                 "code_change receives the same version it upgrades to")
 
     if "on_load" in d.attributes or (old.on_load and f"{old.on_load[0]}/{old.on_load[1]}" in changed):
@@ -443,6 +444,11 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
 
     return HotLoadReport(d, tuple(out), frozenset(local_loops), frozenset(ext_loops),
                          frozenset(blocked), frozenset(mixed_loops), fun_uses)
+
+
+def _vsn_text(vsn) -> str:
+    """The ``vsn`` attribute's value as Erlang writes it (``"1"``, not ``[49]``)."""
+    return source_text(vsn)
 
 
 def _fa(v) -> str:
