@@ -56,3 +56,26 @@ def test_output_dash_is_standard_output(tmp_path):
     assert p.returncode == 0, p
     assert p.stdout.startswith("gate passed")
     assert not (tmp_path / "-").exists()
+
+
+def test_disasm_function_over_many_modules_lists_those_that_have_it():
+    p = run("disasm", "-f", "init/1", EBIN)
+    assert p.returncode == 0, p
+    assert p.stderr == ""
+    modules = [line for line in p.stdout.splitlines() if line.startswith("module ")]
+    assert len(modules) >= 2 and p.stdout.count("function init/1 ") == len(modules)
+    p = run("disasm", "-f", "init/1", "--json", EBIN)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == len(modules)
+
+
+def test_disasm_function_that_no_module_has_is_bad_input():
+    p = run("disasm", "-f", "nosuch/9", EBIN)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "beaminspect: no module has a function nosuch/9"
+
+
+def test_disasm_function_takes_a_quoted_atom():
+    pair = REPO / "samples" / "pairs" / "fun_badfun" / "v1"
+    p = run("disasm", "-f", "'-adder/1-fun-0-'/2", pair)
+    assert p.returncode == 0, p
+    assert "function -adder/1-fun-0-/2" in p.stdout

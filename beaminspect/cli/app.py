@@ -299,6 +299,9 @@ def _parse_function(value: Optional[str]) -> Optional[tuple]:
     if value is None:
         return None
     name, sep, arity = value.rpartition("/")
+    if len(name) >= 2 and name[0] == name[-1] == "'":
+        # A quoted atom, as Erlang prints it: '-adder/1-fun-0-'/2.
+        name = name[1:-1].replace("\\'", "'").replace("\\\\", "\\")
     if not sep or not name or not arity.isdigit():
         raise typer.BadParameter(f"expected NAME/ARITY, got {value!r}", param_hint="--function")
     return (name, int(arity))

@@ -157,6 +157,8 @@ def _print_json_lines(results, buf) -> int:
     failed = False
     sys.stdout.flush()
     for ok, text in results:
+        if ok and text is None:
+            continue
         if ok:
             buf.write(text if type(text) is bytes else text.encode())
             buf.write(b"\n")
@@ -169,7 +171,7 @@ def _print_json_lines(results, buf) -> int:
     return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
-def print_each(job, paths, args: tuple, jobs: int | None, as_json: bool) -> int:
+def print_each(job, paths, args: tuple, jobs: int | None, as_json: bool, wrap=None) -> int:
     """Print ``job``'s result for each file in order, run by the parallel pool: JSON
     Lines, or text listings with a blank line between them; error lines on stderr.
     The exit code: 2 if a file failed."""
@@ -179,6 +181,8 @@ def print_each(job, paths, args: tuple, jobs: int | None, as_json: bool) -> int:
     except CommandExit as e:
         return e.code
     results = map_files(job, files, args, jobs)
+    if wrap is not None:
+        results = wrap(results)
     if as_json:
         buf = _utf8_stdout_buffer()
         if buf is not None:
@@ -186,6 +190,8 @@ def print_each(job, paths, args: tuple, jobs: int | None, as_json: bool) -> int:
     failed = False
     first = True
     for ok, text in results:
+        if ok and text is None:
+            continue  # nothing to show for this file (disasm -f: it lacks the function)
         if ok:
             if type(text) is bytes:
                 text = text.decode()
@@ -211,7 +217,23 @@ def disasm(paths, function: tuple | None, as_json: bool, jobs: int | None) -> in
     from beaminspect.cli import jobs as per_file
     if as_json and function is None:
         return print_each(per_file.disasm_json_job, paths, (), jobs, True)
-    return print_each(per_file.disasm_job, paths, (function, as_json), jobs, as_json)
+    if function is None:
+        return print_each(per_file.disasm_job, paths, (function, as_json), jobs, as_json)
+    # Over many modules, the ones that have the function; an error only if none has.
+    shown = []
+
+    def seen(results):
+        for ok, text in results:
+            if not ok or text is not None:
+                shown.append(ok)
+            yield ok, text
+
+    code = print_each(per_file.disasm_job, paths, (function, as_json), jobs, as_json,
+                      wrap=seen)
+    if code == EXIT_OK and not any(shown):
+        echo(f"beaminspect: no module has a function {function[0]}/{function[1]}", err=True)
+        return EXIT_BAD_INPUT
+    return code
 
 
 # ---------------------------------------------------------------------------

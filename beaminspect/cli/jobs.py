@@ -64,7 +64,7 @@ def disasm_json_job(path: str):
 
 def disasm_job(path: str, function: tuple | None, as_json: bool):
     """One module's ``disasm`` listing (text, or JSON of the one ``function``
-    ``(name, arity)``), or the error line (also when the module has no such function)."""
+    ``(name, arity)``), None when the module has no such function, or the error line."""
     from beaminspect.errors import BeamError
     from beaminspect.module import load
     try:
@@ -73,7 +73,7 @@ def disasm_job(path: str, function: tuple | None, as_json: bool):
         if function is not None:
             funcs = [f for f in funcs if (f.name, f.arity) == function]
             if not funcs:
-                return False, f"beaminspect: {path}: no function {function[0]}/{function[1]}"
+                return True, None  # this module has no such function
         if as_json:
             from beaminspect.render.disasm_text import module_json_text
             return True, module_json_text(m, funcs)
