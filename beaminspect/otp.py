@@ -6,7 +6,8 @@ it names) rather than in each consumer:
 * :data:`MAX_OPCODE_BY_RELEASE`: the highest opcode each release's compiler emits and
   its loader takes (generated into :mod:`beaminspect.format.opcodes` from genop.tab by
   tools/gen_opcodes.py, re-exported here);
-* :data:`TYPE_VERSION_BY_RELEASE`: the Type chunk version each release's loader reads;
+* :data:`TYPE_VERSION_BY_RELEASE`: the Type chunk version each release writes, and
+  :data:`TYPE_VERSIONS_READ_BY_RELEASE` those its loader reads;
 * :data:`KNOWN_FEATURES` / :data:`DEFAULT_FEATURES`: the features each release knows
   and those its runtime enables without ``-enable-feature``;
 * :data:`RELEASES`: the releases modelled (``check --otp N`` takes these);
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE
 
-__all__ = ["MAX_OPCODE_BY_RELEASE", "TYPE_VERSION_BY_RELEASE", "KNOWN_FEATURES",
+__all__ = ["MAX_OPCODE_BY_RELEASE", "TYPE_VERSION_BY_RELEASE", "TYPE_VERSIONS_READ_BY_RELEASE",
+           "KNOWN_FEATURES",
            "DEFAULT_FEATURES", "RELEASES", "OLDEST", "NEWEST", "MEASURED_RELEASES",
            "LITT_UNCOMPRESSED_SINCE", "LONG_ATOM_COUNTS_SINCE", "MIN_OPCODE_CHECK_SINCE",
            "max_opcode", "validate_release"]
@@ -33,8 +35,13 @@ RELEASES: tuple[int, ...] = tuple(range(OLDEST, NEWEST + 1))
 #: release's own VM (one data file each in beaminspect/loader/rules/).
 MEASURED_RELEASES: frozenset[int] = frozenset({25, 27, 29})
 
-#: The Type chunk version each release's loader reads (others are ignored).
+#: The Type chunk version each release's compiler writes.
 TYPE_VERSION_BY_RELEASE: dict[int, int] = {25: 1, 26: 2, 27: 3, 28: 3, 29: 4}
+#: The Type chunk versions each release's loader reads (others are ignored): OTP 29
+#: still reads version 3 (measured: a version-3 table whose first entry is not "any"
+#: is a "corrupt type table" on OTP 29, ignored on OTP 27 relabelled as version 2).
+TYPE_VERSIONS_READ_BY_RELEASE: dict[int, frozenset[int]] = {
+    n: frozenset({v}) for n, v in TYPE_VERSION_BY_RELEASE.items()} | {29: frozenset({3, 4})}
 
 #: Features each release knows, and those its runtime enables without
 #: ``-enable-feature`` (erl_features in stdlib).

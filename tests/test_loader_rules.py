@@ -147,3 +147,26 @@ def test_data_file_is_what_the_release_vm_measures(path):
     n = int(os.path.basename(path)[3:-5])
     otp(n).skip_unless_available()
     assert gen_loader_rules.main(["--otp", str(n), "--check"]) == 0
+
+
+# -- Type chunk versions each loader reads (measured on the VMs) -----------------------
+
+def _type_version(data: bytes, version: int) -> bytes:
+    return fuzz.join_chunks([(cid, struct.pack(">i", version) + body[4:] if cid == b"Type"
+                              else body) for cid, body in fuzz.split_chunks(data)])
+
+
+@pytest.mark.parametrize("version, loads", [(0, True), (1, True), (2, True), (3, False),
+                                            (4, True), (5, True)])
+def test_otp29_reads_type_version_3_too(version, loads):
+    """OTP 29 reads a version-3 table as such: its version-4 "any" entry is not version
+    3's, a corrupt type table (measured with prepare_loading on OTP 29)."""
+    path = os.path.join(ROOT, "samples", "otp29", "ebin", "bi_app.beam")
+    if not os.path.exists(path):
+        pytest.skip("no OTP 29 samples")
+    with open(path, "rb") as f:
+        data = _type_version(f.read(), version)
+    v = check_bytes(data, 29, "bi_app", (), True)
+    assert v.loads is loads, v
+    if not loads:
+        assert v.code == "corrupt_type_table"

@@ -385,7 +385,7 @@ def _types(view, otp: int) -> int | None:
     """The number of type entries, or None when the loader ignores the chunk."""
     r = _R(view, 0, len(view), ("corrupt_type_table", "corrupt type table"))
     version = r.i32()
-    if version != TYPE_VERSION_BY_RELEASE.get(otp, -1):
+    if version not in releases.TYPE_VERSIONS_READ_BY_RELEASE.get(otp, ()):
         return None
     count = r.i32()
     if not _check_table_count(count, 1, 24):
