@@ -509,34 +509,44 @@ class _Resolver(dict):
         return tuple(values)
 
 
+class _Memo(dict):
+    """Operand -> its text by ``make(operand)``, kept unless the operand is a list."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, op: Operand) -> str:
+        text = self.make(op)
+        if op.tag != "list":
+            self[op] = text
+        return text
+
+
 class InstructionTable:
     """A module's distinct instructions and operands and their display forms.
 
     The decoder makes each distinct operand's text once (:meth:`operand_text`) and each
     distinct instruction's ``args``, ``values`` and ``text`` once; copies of an
     instruction share those objects.  :meth:`json_prefix` gives the JSON of an
-    instruction up to its offset, made once per distinct instruction from the same
-    operand texts.  Every :class:`Function` of a module holds the module's table."""
+    instruction up to its offset, made from the same operand texts.  Every
+    :class:`Function` of a module holds the module's table."""
 
-    __slots__ = ("_res", "_texts", "_json_ops", "_json_values", "_prefixes")
+    __slots__ = ("_res", "_texts", "_json_ops", "_json_values", "operand_text")
 
     def __init__(self, res: _Resolver) -> None:
         self._res = res
-        self._texts: dict = {}       # operand -> text, for values by tag
-        self._json_ops: dict = {}    # operand -> JSON text, for values by tag
+        # operand -> text and JSON text, for values by tag
+        self._texts = _Memo(lambda op: format_value(op, res[op]))
+        self._json_ops = _Memo(self._operand_json)
         self._json_values: dict = {}  # id(value) -> (value, JSON text), the others
-        self._prefixes: dict = {}    # id(text) -> (text, JSON prefix)
+        #: The display form of an operand resolved by its tag alone.
+        self.operand_text = self._texts.__getitem__
 
-    def operand_text(self, op: Operand) -> str:
-        """The display form of an operand resolved by its tag alone."""
-        try:
-            return self._texts[op]
-        except KeyError:
-            pass
-        text = format_value(op, self._res[op])
-        if op.tag != "list":
-            self._texts[op] = text
-        return text
+    def _operand_json(self, op: Operand) -> str:
+        return self.value_json(op, self._res[op])
 
     def text(self, name: str, args: tuple, values: tuple) -> str:
         """:func:`instruction_text`, with the operand texts of this table."""
@@ -546,8 +556,8 @@ class InstructionTable:
 
     def value_text(self, op: Operand, value) -> str:
         """:func:`format_value`, kept for the operands whose value is the one by tag."""
-        if op.tag != "list" and self._res.get(op) is value and value is not None:
-            return self.operand_text(op)
+        if op.tag != "list" and value is not None and self._res.get(op) is value:
+            return self._texts[op]
         return format_value(op, value)
 
     def value_json(self, op: Operand, value) -> str:
@@ -561,10 +571,7 @@ class InstructionTable:
             vj = self.value_json
             return "[" + ",".join([vj(a, v) for a, v in zip(op.value, value)]) + "]"
         if op.tag != "list" and self._res.get(op) is value:
-            text = self._json_ops.get(op)
-            if text is None:
-                text = self._json_ops[op] = _enc(self.operand_text(op))
-            return text
+            return _enc(self._texts[op])
         hit = self._json_values.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]
@@ -573,16 +580,14 @@ class InstructionTable:
         return text
 
     def json_prefix(self, ins: Instruction) -> str:
-        """``{"op":NAME,"args":[...],"offset":`` of an instruction (copies share it)."""
-        text = ins[5]
-        hit = self._prefixes.get(id(text))
-        if hit is not None and hit[0] is text:
-            return hit[1]
-        vj = self.value_json
-        prefix = ('{"op":' + _enc(ins[1]) + ',"args":['
-                  + ",".join([vj(a, v) for a, v in zip(ins[3], ins[4])]) + '],"offset":')
-        self._prefixes[id(text)] = (text, prefix)
-        return prefix
+        """``{"op":NAME,"args":[...],"offset":`` of an instruction."""
+        if SPECIAL[ins[0]] is None:
+            # Every operand resolves by its tag: its JSON is kept by the operand.
+            args = ",".join(map(self._json_ops.__getitem__, ins[3]))
+        else:
+            vj = self.value_json
+            args = ",".join([vj(a, v) for a, v in zip(ins[3], ins[4])])
+        return '{"op":' + _enc(ins[1]) + ',"args":[' + args + '],"offset":'
 
 
 def _decode(module) -> tuple[list[Instruction], list[int], list[int], InstructionTable]:

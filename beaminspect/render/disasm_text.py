@@ -83,17 +83,25 @@ def module_text(m, functions=None) -> str:
 # instruction from the operand texts the listing uses; labels, all distinct, are
 # written here.
 
-def function_json_text(f) -> str:
-    """The JSON object of one function, as text."""
+def function_json_text(f, cache: dict | None = None) -> str:
+    """The JSON object of one function, as text.  ``cache`` keeps each distinct
+    instruction's prefix by the identity of its text (shared by its copies)."""
     prefix = f.table.json_prefix
+    if cache is None:
+        cache = {}
+    get = cache.get
     parts = []
     append = parts.append
     for ins in f.instructions:
         values = ins[4]
         if ins[0] == OP_LABEL and type(values[0]) is int:
             append('{"op":"label","args":[%d],"offset":%d}' % (values[0], ins[2]))
-        else:
-            append(prefix(ins) + int.__repr__(ins[2]) + "}")
+            continue
+        text = ins[5]
+        hit = get(id(text))
+        if hit is None or hit[0] is not text:
+            hit = cache[id(text)] = (text, prefix(ins))
+        append(hit[1] + int.__repr__(ins[2]) + "}")
     lines = f.lines
     return ('{"name":' + _enc(f.name) + ',"arity":' + int.__repr__(f.arity)
             + ',"entry":' + int.__repr__(f.entry) + ',"lines":'
@@ -105,5 +113,6 @@ def module_json_text(m, functions=None) -> str:
     """The ``disasm --json`` object of module ``m`` (or of the given functions of it) as
     JSON text (see above)."""
     funcs = m.functions if functions is None else functions
+    cache: dict = {}
     return ('{"module":' + _enc(m.name) + ',"file":' + _enc(m.file) + ',"functions":['
-            + ",".join([function_json_text(f) for f in funcs]) + "]}")
+            + ",".join([function_json_text(f, cache) for f in funcs]) + "]}")
