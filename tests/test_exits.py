@@ -79,3 +79,21 @@ def test_disasm_function_takes_a_quoted_atom():
     p = run("disasm", "-f", "'-adder/1-fun-0-'/2", pair)
     assert p.returncode == 0, p
     assert "function -adder/1-fun-0-/2" in p.stdout
+
+
+@pytest.mark.parametrize("command", [["check", EBIN / "bi_server.beam"],
+                                     ["gate", EBIN, EBIN],
+                                     ["diff", EBIN / "bi_server.beam", EBIN / "bi_server.beam"]])
+@pytest.mark.parametrize("otp", ["17", "0", "1000"])
+def test_otp_outside_the_modelled_range_is_a_usage_error(command, otp):
+    p = run(*command, "--otp", otp)
+    assert p.returncode == 3, p
+    assert "not a modelled release (modelled: 25 to 29)" in p.stderr
+
+
+def test_releases_modelled_from_sources_are_labelled():
+    p = run("check", EBIN / "bi_server.beam", "--otp", "26")
+    assert p.returncode == 0
+    assert p.stdout.strip().endswith("(OTP 26 is modelled from its sources, not measured)")
+    p = run("check", EBIN / "bi_server.beam", "--otp", "27")
+    assert "modelled" not in p.stdout

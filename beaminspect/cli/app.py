@@ -155,6 +155,18 @@ def _one_of(choices: tuple, hint: str):
     return check
 
 
+def _release(value: Optional[int]) -> Optional[int]:
+    """``--otp``: a release beaminspect models (beaminspect.otp), else a usage error."""
+    if value is None:
+        return None
+    from beaminspect.otp import validate_release
+    try:
+        return validate_release(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e).removeprefix(f"--otp {value}: "),
+                                 param_hint="--otp") from None
+
+
 def _or(choices: tuple) -> str:
     return ", ".join(choices[:-1]) + " or " + choices[-1]
 
@@ -205,8 +217,9 @@ External = Annotated[Optional[List[str]], typer.Option(
 @_command("Predict whether a release's loader accepts each file.")
 def check(
     paths: Paths,
-    otp: Annotated[int, typer.Option("--otp", metavar="N",
-                                     help="The OTP release whose loader to model.")],
+    otp: Annotated[int, typer.Option("--otp", metavar="N", callback=_release,
+                                     help="The OTP release whose loader to model "
+                                          "(25 to 29).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file "
                                                          "(JSON Lines).")] = False,
     features: Annotated[List[str], typer.Option(
@@ -240,7 +253,7 @@ def diff(
                                          callback=_one_of(FAIL_ON, "--fail-on"),
                                          help="Exit 1 when a finding has this severity or "
                                               f"higher ({', '.join(FAIL_ON)}).")] = "error",
-    otp: Annotated[Optional[int], typer.Option("--otp", metavar="N",
+    otp: Annotated[Optional[int], typer.Option("--otp", metavar="N", callback=_release,
                                                help="OTP release of the running system "
                                                     "(default: the release that compiled "
                                                     "OLD).")] = None,
@@ -267,9 +280,9 @@ def gate(
              "[tool.beaminspect] table (default: the nearest beaminspect.toml, or "
              "pyproject.toml with that table, here or in a parent directory).")] = None,
     external: External = None,
-    otp: Annotated[Optional[int], typer.Option("--otp", metavar="N",
+    otp: Annotated[Optional[int], typer.Option("--otp", metavar="N", callback=_release,
                                                help="OTP release of the running "
-                                                    "system.")] = None,
+                                                    "system (25 to 29).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE",
                                                   help="Write the report here.")] = None,
 ) -> None:

@@ -108,13 +108,17 @@ def _check_one(path: str, otp: int, as_json: bool, features=()):
         verdict = check_file(path, otp, enabled_features=features)
     except BeamError as e:
         return EXIT_BAD_INPUT, error_line(e)
+    from beaminspect.otp import MEASURED_RELEASES
+    measured = otp in MEASURED_RELEASES
     if as_json:
         import json
         return (EXIT_OK if verdict.loads else EXIT_FINDINGS), json.dumps(
-            {"file": path, "otp": otp, **verdict.to_dict()}, sort_keys=True)
+            {"file": path, "otp": otp, "measured": measured, **verdict.to_dict()},
+            sort_keys=True)
+    note = "" if measured else f" (OTP {otp} is modelled from its sources, not measured)"
     if verdict.loads:
-        return EXIT_OK, f"{path}: loads on OTP {otp}"
-    return EXIT_FINDINGS, f"{path}: refused by OTP {otp}: {verdict.reason}"
+        return EXIT_OK, f"{path}: loads on OTP {otp}{note}"
+    return EXIT_FINDINGS, f"{path}: refused by OTP {otp}: {verdict.reason}{note}"
 
 
 def input_beams(paths) -> list[str]:
