@@ -318,7 +318,8 @@ def literal_table_bytes(view: memoryview, file, limit: int = MAX_LITERAL_TABLE) 
     if d.unconsumed_tail:
         raise LimitError(f"literal table inflates beyond the {claimed} bytes it claims", file=file,
                          chunk="LitT", offset=4)
-    if not d.eof:
+    if not d.eof and len(out) < claimed:
+        # A stream cut short after the claimed bytes is taken, as the loader takes it.
         raise TruncatedError("zlib data ends early", file=file, chunk="LitT", offset=len(view))
     return memoryview(out)
 
