@@ -149,9 +149,8 @@ def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
                     use("unknown")
             # A call clobbers the x registers; y registers survive it.
             tainted = {r for r in tainted if r[0] == "y"}
-            if name.endswith(("_last", "_only")) or not tainted:
-                if not tainted:
-                    break
+            if not tainted:
+                break
             continue
         if name == "send":
             if ("x", 1) in tainted:
