@@ -510,7 +510,8 @@ class _Resolver(dict):
 
 
 class _Memo(dict):
-    """Operand -> its text by ``make(operand)``, kept unless the operand is a list."""
+    """Operand -> its text by ``make(memo, operand)``, kept unless the operand is a list
+    (``make`` is given the memo rather than holding it: no reference cycle)."""
 
     __slots__ = ("make",)
 
@@ -519,10 +520,31 @@ class _Memo(dict):
         self.make = make
 
     def __missing__(self, op: Operand) -> str:
-        text = self.make(op)
+        text = self.make(self, op)
         if op.tag != "list":
             self[op] = text
         return text
+
+
+def _value_json(texts: _Memo, res: _Resolver, kept: dict, op: Operand, value) -> str:
+    """The JSON text of :func:`json_value`, from a table's operand texts (``texts``,
+    ``res``) and its JSON texts of other values (``kept``)."""
+    if value is None:
+        return "null"
+    t = type(value)
+    if t is int and op.tag == "u":
+        return int.__repr__(value)
+    if t is tuple and op.tag == "list" and len(op.value) == len(value):
+        return "[" + ",".join([_value_json(texts, res, kept, a, v)
+                               for a, v in zip(op.value, value)]) + "]"
+    if op.tag != "list" and res.get(op) is value:
+        return _enc(texts[op])
+    hit = kept.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    text = _enc(format_value(op, value))
+    kept[id(value)] = (value, text)
+    return text
 
 
 class InstructionTable:
@@ -538,15 +560,22 @@ class InstructionTable:
 
     def __init__(self, res: _Resolver) -> None:
         self._res = res
-        # operand -> text and JSON text, for values by tag
-        self._texts = _Memo(lambda op: format_value(op, res[op]))
-        self._json_ops = _Memo(self._operand_json)
-        self._json_values: dict = {}  # id(value) -> (value, JSON text), the others
-        #: The display form of an operand resolved by its tag alone.
-        self.operand_text = self._texts.__getitem__
+        # operand -> text and JSON text, for values by tag.  Nothing here refers back
+        # to the table: a cycle would leave every module's table to the cyclic
+        # collector instead of reference counting.
+        texts = self._texts = _Memo(None)
+        json_values = self._json_values = {}  # id(value) -> (value, JSON text)
 
-    def _operand_json(self, op: Operand) -> str:
-        return self.value_json(op, self._res[op])
+        def operand_text(memo: _Memo, op: Operand) -> str:
+            if op.tag == "list":
+                # The elements' texts are kept, the list's own is not.
+                return "[" + ",".join(map(memo.__getitem__, op.value)) + "]"
+            return format_value(op, res[op])
+
+        texts.make = operand_text
+        self._json_ops = _Memo(lambda _memo, op: _value_json(texts, res, json_values, op, res[op]))
+        #: The display form of an operand resolved by its tag alone.
+        self.operand_text = texts.__getitem__
 
     def text(self, name: str, args: tuple, values: tuple) -> str:
         """:func:`instruction_text`, with the operand texts of this table."""
@@ -562,22 +591,7 @@ class InstructionTable:
 
     def value_json(self, op: Operand, value) -> str:
         """The JSON text of :func:`json_value`."""
-        if value is None:
-            return "null"
-        t = type(value)
-        if t is int and op.tag == "u":
-            return int.__repr__(value)
-        if t is tuple and op.tag == "list" and len(op.value) == len(value):
-            vj = self.value_json
-            return "[" + ",".join([vj(a, v) for a, v in zip(op.value, value)]) + "]"
-        if op.tag != "list" and self._res.get(op) is value:
-            return _enc(self._texts[op])
-        hit = self._json_values.get(id(value))
-        if hit is not None and hit[0] is value:
-            return hit[1]
-        text = _enc(format_value(op, value))
-        self._json_values[id(value)] = (value, text)
-        return text
+        return _value_json(self._texts, self._res, self._json_values, op, value)
 
     def json_prefix(self, ins: Instruction) -> str:
         """``{"op":NAME,"args":[...],"offset":`` of an instruction."""
@@ -588,6 +602,37 @@ class InstructionTable:
             vj = self.value_json
             args = ",".join([vj(a, v) for a, v in zip(ins[3], ins[4])])
         return '{"op":' + _enc(ins[1]) + ',"args":[' + args + '],"offset":'
+
+
+#: Instruction bytes -> ``(args, values, text, highest label)`` for the instructions
+#: whose operands mean the same in every module (registers, integers, labels, nil):
+#: about a third of the instructions new to a module were seen in an earlier one.
+_SHARED: dict[bytes, tuple] = {}
+_SHARED_MAX = 1 << 18
+_FREE_TAGS = frozenset(("x", "y", "fr", "u", "i", "h"))
+
+
+def _module_free(args: tuple) -> int | None:
+    """The highest label among ``args`` (0 for none) when no operand depends on the
+    module's tables (atoms, literals, types...), else None."""
+    top = 0
+    for tag, v in args:
+        if tag in _FREE_TAGS:
+            continue
+        if tag == "f":
+            if v > top:
+                top = v
+        elif tag == "a" and v == 0:
+            continue
+        elif tag == "list":
+            inner = _module_free(v)
+            if inner is None:
+                return None
+            if inner > top:
+                top = inner
+        else:
+            return None
+    return top
 
 
 def _decode(module) -> tuple[list[Instruction], list[int], list[int], InstructionTable]:
@@ -616,6 +661,9 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
     size, skip = OPERAND_SIZE, skip_long
     seen: dict[bytes, tuple] = {}
     seen_get = seen.get
+    shared = _SHARED
+    shared_get = shared.get
+    label_count = header.label_count
     lines: dict[int, tuple] = {}  # line index -> (args, values, text)
     out: list[Instruction] = []
     append = out.append
@@ -666,7 +714,13 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                     for _ in range(arity):
                         n = size[code[p]]
                         p = p + n if n else skip(code, p, end)
-                    hit = seen_get(code[start:p])
+                    key = code[start:p]
+                    hit = seen_get(key)
+                    if hit is None:
+                        hit = shared_get(key)
+                        if hit is not None:
+                            # Seen in another module; its labels must exist in this one.
+                            hit = seen[key] = hit[:3] if hit[3] < label_count else None
                 except (IndexError, BeamError):
                     hit = None
                 if hit is not None:
@@ -707,6 +761,10 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                     if kinds is None:
                         values = tuple(map(getv, args))
                         text = name + " " + " ".join(map(gett, args))
+                        if opc > OP_CALL_ONLY and len(shared) < _SHARED_MAX:
+                            top = _module_free(args)
+                            if top is not None:
+                                shared[key] = (args, values, text, top)
                     else:
                         values = res.special(kinds, args)
                         text = table.text(name, args, values)

@@ -229,13 +229,21 @@ def _decode_long(buf, pos: int, end: int, in_list: bool = False) -> tuple[Operan
                                  f"{end - p} left", offset=pos)
         items = []
         one = _ONE
+        two = _TWO
         for _ in range(count):
             if p < end:
-                op = one[buf[p]]
+                b = buf[p]
+                op = one[b]
                 if op is not None:
                     items.append(op)
                     p += 1
                     continue
+                if b & 0x18 == 0x08 and p + 1 < end:
+                    op = two[(b << 8) | buf[p + 1]]
+                    if op is not None:
+                        items.append(op)
+                        p += 2
+                        continue
             op, p = _decode_long(buf, p, end, True)
             items.append(op)
         return _new(Operand, (LIST, tuple(items))), p
