@@ -85,6 +85,54 @@ def test_gen_server_state_change_without_code_change():
     assert any(f.kind == "vsn_not_bumped" for f in report("vsn_not_bumped").findings)
 
 
+def test_state_shape_only_for_records_that_reach_the_state():
+    from beaminspect.analysis.hotload import state_changed
+    inside = report("record_in_state")        # #limits{} sits inside #state{}
+    assert [(f.kind, f.severity) for f in inside.findings
+            if "record" in f.message] == [("state_change_without_code_change", "error")]
+    assert "#limits" in inside.findings[0].message
+    outside = report("record_out_of_state")   # #reading{} is built per call, sent away
+    assert not any(f.kind == "state_change_without_code_change" for f in outside.findings)
+    [note] = [f for f in outside.findings if f.kind == "record_changed_outside_state"]
+    assert note.severity == "info" and "#reading" in note.message
+    for name, expected in (("record_in_state", True), ("record_out_of_state", False),
+                           ("gen_server_state_change", True)):
+        a, b = (beaminspect.load(p) for p in pair(name))
+        assert state_changed(a, b, analyse(a, b)) is expected, name
+
+
+def test_state_tags_follow_the_state():
+    from beaminspect.analysis.state import state_tags
+    old = beaminspect.load(pair("record_out_of_state")[0])
+    tags = state_tags(old, {"gen_server"})
+    assert ("state", 2) in tags and not any(t[0] == "reading" for t in tags)
+    new = beaminspect.load(pair("record_in_state")[1])
+    assert {("state", 3), ("limits", 3)} <= state_tags(new, {"gen_server"})
+    ex = beaminspect.load(pair("ex_struct_state_change")[0])
+    assert (ex.name, None) in state_tags(ex, {"gen_server"})
+
+
+def test_blocked_call_severity_follows_who_waits():
+    sev = {f.function: f for f in report("gen_server_sleeps").findings
+           if f.kind == "purge_kills_blocked_call"}
+    # The gen_server process itself sleeps in handle_cast/2: an error, with the reason
+    # and what soft_purge would do instead.
+    f = sev["handle_cast/2"]
+    assert f.severity == "error" and "gen_server process itself" in f.message
+    assert "soft_purge" in f.message and "version/0, woke/1" in f.message
+    sev = {f.function: f.severity for f in report("blocked_in_call").findings
+           if f.kind == "purge_kills_blocked_call"}
+    assert sev == {"wait/0": "error", "receive_one/0": "error", "nap/0": "error",
+                   "ask/1": "error"}     # spawned by spawn(?MODULE, F, [])
+    sev = {f.function: f for f in report("fun_spawned").findings}
+    assert sev["wait/0"].severity == "error" and "-start_waiter/0-fun-0-/0" in \
+        sev["wait/0"].message
+    assert not any(f.kind == "fun_invalidated" for f in sev.values())
+    # A client API function: who waits there is its caller, of unknown lifetime.
+    f = next(f for f in report("record_out_of_state").findings if f.function == "read/1")
+    assert f.severity == "warning" and "callers" in f.message
+
+
 def test_on_load_and_nif():
     assert any(f.kind == "on_load_changed" for f in report("on_load_changed").findings)
     assert any(f.kind == "nif_changed" for f in report("nif_changed").findings)

@@ -74,7 +74,12 @@ REGISTRY: tuple[Kind, ...] = (
        """A process blocked in a receive or in a non-tail call (gen_server:call,
        timer:sleep, a local function that receives...) made from the old code has a
        return address into the old code; if it is still waiting when the old code is
-       purged, it is killed.""",
+       purged, it is killed. An error when the processes that wait there are
+       long-running ones (a behaviour's own process in its callbacks, a receive loop,
+       a process spawned to run the function), a warning when they are the callers of
+       an API function, whose lifetime is not known; the message says which. With
+       soft_purge the purge waits instead, and the processes run the old versions of
+       the changed functions they are in or call next to completion.""",
        """Make the blocking call a tail call or move it into a module that does not
        change, keep calls short around upgrades, or load with soft_purge so the purge
        waits until no process runs the old code."""),
@@ -114,11 +119,26 @@ REGISTRY: tuple[Kind, ...] = (
        funs that are kept."""),
     _k("state_change_without_code_change", "error", "module",
        "the state shape of a behaviour module changed and no code_change is exported",
-       """A record of a gen_server, gen_statem or gen_event module changed (compared from
-       the debug info) and the new module exports no code_change: running processes keep
-       their state in the old shape and the new code fails on it.""",
+       """A record (or the Elixir struct) of a gen_server, gen_statem or gen_event module
+       changed (compared from the debug info), its processes keep it in their state
+       (init/1 or a callback returns it as the state or inside it, or a callback reads
+       it from the state argument), and the new module has no code_change of its own:
+       running processes keep their state in the old shape and the new code fails on
+       it. A changed record that does not reach the state is
+       record_changed_outside_state (info).""",
        """Export code_change/3 (code_change/4 for gen_statem) that converts the old state,
        and upgrade with {update, M, {advanced, Extra}}."""),
+    _k("record_changed_outside_state", "info", "module",
+       "a record or struct of a behaviour module changed, but its processes do not keep "
+       "it in their state",
+       """A record (or the module's struct) changed, but neither init/1 nor a callback
+       puts it into the state it returns, and no callback reads it from the state
+       (found in the code: the values placed in {ok, State}, {reply, R, State},
+       {noreply, State}... and the records tested on the state argument). The
+       processes build such values anew, so the load does not break them; a value
+       kept elsewhere (ETS, a message in flight) still has the old shape.""",
+       """Nothing for the processes; check that code reading the record from ETS or
+       from messages of the old version copes with the old shape."""),
     _k("code_change_needs_advanced_update", "warning", "module",
        "the state shape changed and code_change converts it, but only an advanced "
        "update runs it",

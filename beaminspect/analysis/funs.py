@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from beaminspect.code.disasm import ExtFunc, FunRef, Function, Reg
+from beaminspect.code.disasm import ExtFunc, FunRef, Function, Literal, Reg
 from beaminspect.module import BeamModule
 
 CLASSES = ("transient", "spawned", "unknown", "escapes", "stored")
@@ -224,3 +224,60 @@ def classify_funs(m: BeamModule, *, behaviour: bool) -> list[FunUse]:
             cls, where = _walk(fn, i, reg, callback=callback, exported=fn.mfa in exported)
             out.append(FunUse(f"{ref.name}/{ref.arity}", fn.mfa, cls, where))
     return out
+
+
+#: Calls that start a process running ``M:F(Args...)``: (module, function, arity) ->
+#: the argument registers holding M and F.
+_SPAWN_MFA = {
+    **{("erlang", f, 3): (0, 1) for f in ("spawn", "spawn_link", "spawn_monitor")},
+    **{("erlang", f, 4): (1, 2) for f in ("spawn", "spawn_link", "spawn_monitor")},
+    ("erlang", "spawn_opt", 4): (0, 1), ("erlang", "spawn_opt", 5): (1, 2),
+    **{("proc_lib", f, 3): (0, 1) for f in ("spawn", "spawn_link", "start", "start_link",
+                                            "start_monitor")},
+    **{("proc_lib", f, 4): (0, 1) for f in ("spawn_opt", "start", "start_link",
+                                            "start_monitor")},
+    **{("proc_lib", f, 5): (0, 1) for f in ("start", "start_link", "start_monitor")},
+    ("proc_lib", "spawn", 4): (1, 2), ("proc_lib", "spawn_link", 4): (1, 2),
+    **{("Elixir.Task", f, 3): (0, 1) for f in ("start", "start_link", "async")},
+    **{("Elixir.Kernel", f, 3): (0, 1) for f in ("spawn", "spawn_link", "spawn_monitor")},
+}
+
+
+def spawned_functions(m: BeamModule, uses) -> frozenset[str]:
+    """Functions of ``m`` that new processes start in: the functions of funs handed to a
+    spawn (``uses``: :func:`classify_funs`'s answer), and ``F`` of
+    ``spawn(?MODULE, F, Args)`` and the like when ``M`` and ``F`` are atoms in the code
+    (every arity of ``F`` when ``Args`` is not a literal list)."""
+    out = {u.fun for u in uses if u.cls == "spawned"}
+    arities: dict[str, set] = {}
+    for fn in m.functions:
+        arities.setdefault(fn.name, set()).add(fn.arity)
+    for fn in m.functions:
+        regs: dict = {}  # x register -> the atom or list literal last moved there
+        for ins in fn.instructions:
+            name, vals = ins.name, ins.values
+            if name == "label":
+                regs.clear()
+            elif name == "move" and len(vals) == 2 and type(vals[1]) is Reg \
+                    and vals[1].kind == "x":
+                src = vals[0]
+                regs[vals[1].index] = (src.value if type(src) is Literal else src)
+            elif name in _CALL_EXT or name in _CALL_LOCAL or name in ("call_fun",
+                                                                    "call_fun2"):
+                target = next((v for v in vals if type(v) is ExtFunc), None)
+                if target is not None:
+                    where = _SPAWN_MFA.get((target.module, target.function, target.arity))
+                    if where is not None:
+                        mod, fun = regs.get(where[0]), regs.get(where[1])
+                        args = regs.get(where[1] + 1)
+                        if isinstance(mod, str) and mod == m.name and isinstance(fun, str):
+                            if isinstance(args, list):
+                                out.add(f"{fun}/{len(args)}")
+                            else:
+                                out.update(f"{fun}/{a}" for a in arities.get(str(fun), ()))
+                regs.clear()
+            elif name not in ("line",):
+                for v in vals:
+                    if type(v) is Reg and v.kind == "x":
+                        regs.pop(v.index, None)
+    return frozenset(out)

@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from beaminspect.analysis.elixir import elixir_facts, otp_behaviours, struct_changes
-from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs
+from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs, spawned_functions
+from beaminspect.analysis.state import STATE_ARGS
+from beaminspect.analysis.state import state_tags
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
 from beaminspect.code.disasm import ExtFunc, LocalFunc
 from beaminspect.errors import BeamError
@@ -29,7 +31,8 @@ from beaminspect.module import BeamModule
 from beaminspect.format.opcodes import MAX_OPCODE_BY_RELEASE
 from beaminspect.analysis.findings import Finding, effective_severity, exceeds, worst
 
-__all__ = ["HotLoadReport", "analyse", "record_shapes", "state_changed", "GEN_BEHAVIOURS",
+__all__ = ["HotLoadReport", "analyse", "record_shapes", "state_changed", "StateShapes",
+           "state_shape_changes", "GEN_BEHAVIOURS",
            "GEN_CALLBACKS", "BLOCKING_CALLS", "max_severity_at_least"]
 
 #: External calls that block the calling process until something else happens.
@@ -213,6 +216,47 @@ def record_shapes(m: BeamModule) -> dict | None:
     return out
 
 
+@dataclass(frozen=True)
+class StateShapes:
+    """Records (``#name``) and structs (``%Name{}``) that changed between two versions of
+    a behaviour module, split by whether its processes keep them in their state (see
+    :mod:`beaminspect.analysis.state`); ``why`` says how the state was found."""
+
+    in_state: tuple[str, ...]
+    elsewhere: tuple[str, ...]
+    why: str
+
+
+def state_shape_changes(old: BeamModule, new: BeamModule, behaviours) -> StateShapes | None:
+    """The changed records and structs of a gen_* module, in its state or elsewhere; None
+    when neither Erlang debug info (records) nor Elixir debug info (the struct) tells."""
+    ex_old, ex_new = elixir_facts(old), elixir_facts(new)
+    changed: list[tuple[str, str, object]] = []   # (display, name, size marker)
+    if ex_old is not None and ex_new is not None:
+        diff = struct_changes(ex_old, ex_new)
+        if diff:
+            short = new.name.removeprefix("Elixir.")
+            changed.append((f"struct %{short}{{}} ({', '.join(diff)})", new.name, None))
+    else:
+        ro, rn = record_shapes(old), record_shapes(new)
+        if ro is None or rn is None:
+            return None
+        for r in sorted(set(ro) | set(rn)):
+            if ro.get(r) != rn.get(r):
+                changed.append((f"record #{r}", r, "record"))
+    if not changed:
+        return StateShapes((), (), "")
+    tags = state_tags(old, behaviours) | state_tags(new, behaviours)
+    records = {t[0] for t in tags if t[1] is not None}
+    structs = {t[0] for t in tags if t[1] is None}
+    inside, outside = [], []
+    for display, name, kind in changed:
+        (inside if name in (records if kind == "record" else structs) else outside).append(
+            display)
+    why = "init/1 or a callback returns it as the state, or a callback reads it from there"
+    return StateShapes(tuple(inside), tuple(outside), why)
+
+
 def _field_name(field):
     if isinstance(field, tuple) and field and field[0] == "typed_record_field":
         field = field[1]
@@ -271,6 +315,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
     of = _facts(old)
     changed = d.changed_functions
     local_loops, ext_loops, blocked, mixed_loops = set(), set(), set(), set()
+    waits: list[tuple[str, str]] = []   # (function, what the purge does there)
 
     for f in sorted(of.receives):
         reach_local = _reach(of.local_edges, f)
@@ -303,16 +348,26 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                     "and the purge are killed")
             else:
                 blocked.add(f)
-                add("purge_kills_blocked_call", f,
-                    f"{f} waits in a receive: a process waiting there at the purge is killed")
+                waits.append((f, f"{f} waits in a receive: a process waiting there at the "
+                                 "purge is killed"))
     for f, what in sorted(of.nontail_blocking.items()):
         if f in local_loops or f in ext_loops or f in blocked:
             continue
         blocked.add(f)
         state = "changed" if f in changed else "unchanged"
-        add("purge_kills_blocked_call", f,
-            f"{f} ({state}) waits in {', '.join(what[:3])} and then returns into old code: "
-            "processes blocked there at the purge are killed")
+        waits.append((f, f"{f} ({state}) waits in {', '.join(what[:3])} and then returns into "
+                         "old code: processes blocked there at the purge are killed"))
+    gen_old = bool(otp_behaviours(old) & GEN_BEHAVIOURS)
+    all_uses = classify_funs(old, behaviour=gen_old)
+    if waits:
+        starts = _process_starts(old, of, local_loops | ext_loops,
+                                 spawned_functions(old, all_uses))
+        callers = _callers(of.local_edges)
+        for f, message in waits:
+            long_running, reason = _who_waits(f, callers, starts)
+            add("purge_kills_blocked_call", f,
+                f"{message}; {reason}; {_soft_purge_note(f, of, callers, changed)}",
+                severity="error" if long_running else "warning")
 
     loops = local_loops | ext_loops
     if loops and changed:
@@ -338,8 +393,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
         add("export_removed", e,
             f"export {old.name}:{e} is gone{hint}: external calls to it raise undef after the load")
 
-    gen_old = bool(otp_behaviours(old) & GEN_BEHAVIOURS)
-    fun_uses = tuple(classify_funs(old, behaviour=gen_old)) if d.reload_needed else ()
+    fun_uses = tuple(all_uses) if d.reload_needed else ()
     by_fn: dict[str, list] = {}
     for u in fun_uses:
         by_fn.setdefault(u.function, []).append(u)
@@ -373,38 +427,28 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
         # one the author wrote converts anything.
         has_cc = any(e.name == "code_change" and e.arity == cc_arity for e in new.exports) \
             and (ex_new is None or ex_new.written(cc))
-        ro, rn = record_shapes(old), record_shapes(new)
-        struct_diff = struct_changes(ex_old, ex_new) if ex_old and ex_new else []
-        if struct_diff:
-            builders = sorted(ex_old.struct_builders & {"init/1"}) or \
-                sorted(ex_old.struct_builders & GEN_CALLBACKS)
-            if builders:
-                shape = (f"struct %{new.name.removeprefix('Elixir.')}{{}} changed "
-                         f"({', '.join(struct_diff)}) and its processes keep it as their "
-                         f"state ({builders[0]} builds it)")
-                if has_cc:
-                    add("code_change_needs_advanced_update", cc,
-                        f"{shape}: {cc} converts it only when the upgrade goes through "
-                        "sys:change_code (appup {update, M, {advanced, Extra}}), not on a "
-                        "plain load and purge")
-                else:
-                    add("state_change_without_code_change", None,
-                        f"{shape}, and no {cc} is written (use GenServer's default returns "
-                        "the state unchanged): after the load the callbacks run on "
-                        "old-shaped state")
-        elif ro is not None and rn is not None:
-            changed_recs = sorted(k for k in set(ro) | set(rn) if ro.get(k) != rn.get(k))
-            if changed_recs and not has_cc:
-                add("state_change_without_code_change", None,
-                    f"record(s) {', '.join('#' + r for r in changed_recs)} changed in a "
-                    f"{'/'.join(sorted(gen))} module without an exported code_change/{cc_arity}: "
-                    "running processes keep their old state shape")
-            elif changed_recs:
+        shapes = state_shape_changes(old, new, gen)
+        if shapes is not None and shapes.in_state:
+            what = ", ".join(shapes.in_state)
+            if has_cc:
                 add("code_change_needs_advanced_update", cc,
-                    f"record(s) {', '.join('#' + r for r in changed_recs)} changed: {cc} "
-                    "converts the state only when the upgrade goes through sys:change_code "
+                    f"{what} changed and its processes keep it in their state: {cc} "
+                    "converts it only when the upgrade goes through sys:change_code "
                     "(appup {update, M, {advanced, Extra}}), not on a plain load and purge")
-        elif ex_old is None or ex_new is None:
+            else:
+                add("state_change_without_code_change", None,
+                    f"{what} changed and its processes keep it in their state "
+                    f"({shapes.why}), and no {cc} "
+                    + ("is written (use GenServer's default returns the state unchanged)"
+                       if ex_new is not None else "is exported")
+                    + ": after the load the callbacks run on old-shaped state")
+        if shapes is not None and shapes.elsewhere:
+            add("record_changed_outside_state", None,
+                f"{', '.join(shapes.elsewhere)} changed in a {'/'.join(sorted(gen))} module, "
+                "but no callback keeps it in the process state or reads it from there: "
+                "the processes build each one anew in the new shape (one kept elsewhere, "
+                "in ETS or a message, keeps the old shape)")
+        if shapes is None and (ex_old is None or ex_new is None):
             # No debug info to compare the state with (Elixir facts, when present, say
             # the struct did not change: then nothing is guessed).
             touched = sorted(GEN_CALLBACKS & changed)
@@ -444,6 +488,69 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
 
     return HotLoadReport(d, tuple(out), frozenset(local_loops), frozenset(ext_loops),
                          frozenset(blocked), frozenset(mixed_loops), fun_uses)
+
+
+def _process_starts(m: BeamModule, of: _Facts, loops, spawned) -> dict[str, str]:
+    """Functions where long-running processes of ``m`` start or live, each with what
+    they are: a behaviour's callbacks (its own process runs them), receive loops, and
+    the functions new processes are spawned to run."""
+    out: dict[str, str] = {}
+    for b in sorted(otp_behaviours(m) & GEN_BEHAVIOURS):
+        callbacks = set(STATE_ARGS.get(b, ())) | {"init/1"}
+        if b == "gen_statem":
+            callbacks |= {f"{e.name}/3" for e in m.exports if e.arity == 3}
+        for cb in callbacks:
+            out.setdefault(cb, f"the {b} process itself runs {cb}")
+    for f in loops:
+        out.setdefault(f, f"the processes of the receive loop {f}")
+    for f in spawned:
+        out.setdefault(f, f"processes spawned to run {f}")
+    return out
+
+
+def _callers(edges: dict) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for f, callees in edges.items():
+        for g in callees:
+            out.setdefault(g, set()).add(f)
+    return out
+
+
+def _ancestors(f: str, callers: dict) -> set:
+    """``f`` and every function that reaches it by local calls."""
+    seen, todo = {f}, [f]
+    while todo:
+        for g in callers.get(todo.pop(), ()):
+            if g not in seen:
+                seen.add(g)
+                todo.append(g)
+    return seen
+
+
+def _who_waits(f: str, callers: dict, starts: dict) -> tuple[bool, str]:
+    """Is the process that waits in ``f`` a long-running one (a behaviour's, a loop's, a
+    spawned one)?  With the reason, for the message."""
+    found = sorted(starts[g] for g in _ancestors(f, callers) if g in starts)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        return True, f"long-running processes wait there: {found[0]}{more}"
+    return False, ("it is reached from no callback, loop or spawn of this module: the "
+                   "processes that wait there are its callers', whose lifetime is not known")
+
+
+def _soft_purge_note(f: str, of: _Facts, callers: dict, changed) -> str:
+    """What loading with soft_purge instead means for the processes waiting in ``f``."""
+    nxt = set()
+    for g in _ancestors(f, callers):
+        nxt |= {g} | _reach(of.local_edges, g)
+    stale = sorted(nxt & set(changed))
+    if stale:
+        shown = ", ".join(stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+        return ("with soft_purge the purge waits instead, and these processes run the old "
+                f"versions of the changed {shown} (where they are or what they call next) "
+                "to completion")
+    return ("with soft_purge the purge waits instead, and these processes finish on old "
+            "code that this change does not touch")
 
 
 def _vsn_text(vsn) -> str:
@@ -492,12 +599,12 @@ def state_changed(old: BeamModule, new: BeamModule, report: HotLoadReport) -> bo
         return False
     if not report.diff.reload_needed:
         return False
-    ex_old, ex_new = elixir_facts(old), elixir_facts(new)
-    if ex_old is not None and ex_new is not None:
-        return bool(struct_changes(ex_old, ex_new)) and bool(ex_old.struct_builders)
-    ro, rn = record_shapes(old), record_shapes(new)
-    if ro is not None and rn is not None:
-        return ro != rn
+    shapes = state_shape_changes(old, new, (otp_behaviours(old) | otp_behaviours(new))
+                                 & GEN_BEHAVIOURS)
+    if shapes is not None:
+        return bool(shapes.in_state)
+    if elixir_facts(old) is not None and elixir_facts(new) is not None:
+        return False
     return bool(GEN_CALLBACKS & report.diff.changed_functions)
 
 
