@@ -429,7 +429,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
             and (ex_new is None or ex_new.written(cc))
         shapes = state_shape_changes(old, new, gen)
         if shapes is not None and shapes.in_state:
-            what = ", ".join(shapes.in_state)
+            what = _some(shapes.in_state)
             if has_cc:
                 add("code_change_needs_advanced_update", cc,
                     f"{what} changed and its processes keep it in their state: {cc} "
@@ -444,7 +444,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                     + ": after the load the callbacks run on old-shaped state")
         if shapes is not None and shapes.elsewhere:
             add("record_changed_outside_state", None,
-                f"{', '.join(shapes.elsewhere)} changed in a {'/'.join(sorted(gen))} module, "
+                f"{_some(shapes.elsewhere)} changed in a {'/'.join(sorted(gen))} module, "
                 "but no callback keeps it in the process state or reads it from there: "
                 "the processes build each one anew in the new shape (one kept elsewhere, "
                 "in ETS or a message, keeps the old shape)")
@@ -497,8 +497,11 @@ def _process_starts(m: BeamModule, of: _Facts, loops, spawned) -> dict[str, str]
     out: dict[str, str] = {}
     for b in sorted(otp_behaviours(m) & GEN_BEHAVIOURS):
         callbacks = set(STATE_ARGS.get(b, ())) | {"init/1"}
-        if b == "gen_statem":
-            callbacks |= {f"{e.name}/3" for e in m.exports if e.arity == 3}
+        if b == "gen_statem" and not any(e.name == "handle_event" and e.arity == 4
+                                          for e in m.exports):
+            # State functions (callback mode state_functions): Name(Type, Content, Data).
+            callbacks |= {f"{e.name}/3" for e in m.exports if e.arity == 3
+                          and e.name not in ("code_change", "terminate", "format_status")}
         for cb in callbacks:
             out.setdefault(cb, f"the {b} process itself runs {cb}")
     for f in loops:
@@ -551,6 +554,12 @@ def _soft_purge_note(f: str, of: _Facts, callers: dict, changed) -> str:
                 "to completion")
     return ("with soft_purge the purge waits instead, and these processes finish on old "
             "code that this change does not touch")
+
+
+def _some(names, n: int = 6) -> str:
+    """At most ``n`` names, then how many more."""
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
 
 
 def _vsn_text(vsn) -> str:

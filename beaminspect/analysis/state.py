@@ -96,8 +96,9 @@ class _Walk:
         self.m = m
         self.slots = _SLOTS.get(behaviour, {})
         args = dict(STATE_ARGS.get(behaviour, {}))
-        if behaviour == "gen_statem":
-            # State functions: StateName(EventType, EventContent, Data).
+        if behaviour == "gen_statem" and not any(e.name == "handle_event" and e.arity == 4
+                                                 for e in m.exports):
+            # State functions (callback mode state_functions): Name(Type, Content, Data).
             for e in m.exports:
                 if e.arity == 3 and e.name not in ("init", "code_change", "terminate",
                                                    "format_status", "module_info"):
