@@ -134,8 +134,9 @@ def test_record_shapes(observations):
     assert all(f["fun_info"]["module"] == "hl_fun_badfun" for f in funs)
     assert all(f["fun_info"]["new_uniq"] == md5["old"] for f in funs)
     assert all(f["before"]["status"] == "ok" for f in funs)
-    (proc,) = [r for r in records if r["kind"] == "proc"]
+    proc, idle = [r for r in records if r["kind"] == "proc"]
     assert proc["reply_before_purge"] == "v1" and proc["reply_after_purge"] == "v2"
+    assert idle["nudge"] == "none" and idle["killed"] and idle["reply_before_purge"] is None
 
 
 @pytest.mark.otp

@@ -9,7 +9,11 @@
 
 scenario() ->
     Silent = spawn(timer, sleep, [infinity]),
-    [{proc, "receive_one/0", spawn(?MODULE, wait, [])},
+    Waiter = spawn(?MODULE, wait, []),
+    %% One process, two frames in this module: waiting in receive_one/0, to return
+    %% into wait/0.
+    [{proc, "receive_one/0", Waiter},
+     {proc, "wait/0", Waiter},
      {proc, "nap/0", spawn(?MODULE, nap, [])},
      {proc, "ask/1", spawn(?MODULE, ask, [Silent])},
      {proc, "nap_tail/0", spawn(?MODULE, nap_tail, [])}].
