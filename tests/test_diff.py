@@ -133,6 +133,16 @@ def test_blocked_call_severity_follows_who_waits():
     assert f.severity == "warning" and "callers" in f.message
 
 
+def test_fun_classes_by_where_the_callback_puts_the_fun():
+    found = {f.function: f for f in report("fun_classes").findings
+             if f.kind == "fun_invalidated"}
+    # init/1's fun is the state; handle_call/3's is the reply: the caller keeps it.
+    assert found["init/1"].severity == "error" and "process state" in found["init/1"].message
+    assert found["handle_call/3"].severity == "warning"
+    assert "reply to the caller" in found["handle_call/3"].message
+    assert "mapper/1" not in found
+
+
 def test_on_load_and_nif():
     assert any(f.kind == "on_load_changed" for f in report("on_load_changed").findings)
     assert any(f.kind == "nif_changed" for f in report("nif_changed").findings)

@@ -105,7 +105,8 @@ REGISTRY: tuple[Kind, ...] = (
        the old code is purged, calling such a fun raises badfun. The analysis follows
        each fun to where it goes: one kept in a behaviour's state, ETS, persistent_term
        or the process dictionary is an error (the process or caller that calls it
-       next dies), one sent in a message or returned by an exported function a warning.
+       next dies), one sent in a message (a gen_server's reply too) or returned by an
+       exported function a warning.
        Funs that are only called, handed to a function that calls and drops them
        (lists, maps, Enum...), or run as a new process are not reported.""",
        """Store fun M:F/A (an external fun, which always runs the current code) instead

@@ -10,8 +10,9 @@ order, to its uses, and keeps the most lasting one:
 * ``transient``: called, or passed to a function known to call it and drop it;
 * ``spawned``: runs a new process (the old code is that process's question: the purge
   kills it while it runs there, see the purge findings, not a badfun one);
-* ``stored``: kept where it outlives the call -- the state a behaviour callback returns,
-  ETS, ``persistent_term``, the process dictionary, a message (``where`` says which);
+* ``stored``: kept where it outlives the call -- the state a behaviour callback returns
+  (its state slot: ``{noreply, S}``, ``{reply, R, S}``...), ETS, ``persistent_term``, the
+  process dictionary, a message or the reply to a call (``where`` says which);
 * ``escapes``: returned from an exported function: its caller decides what to keep;
 * ``unknown``: anything else (a local or unknown call, a register the walk loses).
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 
 from beaminspect.code.disasm import ExtFunc, FunRef, Function, Literal, Reg
 from beaminspect.module import BeamModule
+from beaminspect.analysis.state import STATE_SLOTS
+from beaminspect.terms import Atom
 
 CLASSES = ("transient", "spawned", "unknown", "escapes", "stored")
 _RANK = {c: i for i, c in enumerate(CLASSES)}
@@ -116,9 +119,25 @@ def _ext_class(ext: ExtFunc) -> tuple[str, str | None]:
     return "unknown", None
 
 
+def _callback_return(wrap) -> tuple[str, str | None]:
+    """Where a fun a behaviour callback returns goes: into the state (the state slot of
+    ``{ok, S}``, ``{noreply, S}``, ``{reply, R, S}``...), to the caller (the reply of
+    ``{reply, R, S}``), or elsewhere (a stop reason...)."""
+    if wrap is None:
+        return "stored", "the process state"
+    head, size, where = wrap
+    slots = STATE_SLOTS.get((head, size))
+    if slots is None or where & slots:
+        return "stored", "the process state"
+    if head == "reply" and 1 in where:
+        return "stored", "the reply to the caller"
+    return "unknown", None
+
+
 def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
     """The most lasting use of the fun written to ``reg`` by instruction ``start``."""
     tainted = {reg}
+    wraps: dict = {}   # register -> (first atom, size, positions holding the fun)
     best, where = None, None
 
     def use(cls, w=None):
@@ -160,7 +179,7 @@ def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
         if name == "return":
             if ("x", 0) in tainted:
                 if callback:
-                    use("stored", "the process state")
+                    use(*_callback_return(wraps.get(("x", 0))))
                 else:
                     use("escapes" if exported else "unknown")
             continue
@@ -180,21 +199,32 @@ def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
                     tainted.add(src)
             elif src in tainted:
                 tainted.add(dst)
+                if src in wraps:
+                    wraps[dst] = wraps[src]
             else:
                 tainted.discard(dst)
+                wraps.pop(dst, None)
             continue
         if name in ("put_tuple2", "put_list", "put_map_assoc", "put_map_exact",
                     "update_record", "put_tuple", "put"):
-            read = []
-            _regs(vals, read)
             dst = {"put_tuple2": 0, "put_list": 2, "put_map_assoc": 2, "put_map_exact": 2,
-                   "update_record": 4}.get(name)
+                   "update_record": 3}.get(name)
             d = _dest(vals[dst]) if dst is not None and dst < len(vals) else None
-            if any(r in tainted for r in read if r != d):
-                if d is not None:
+            read = []   # the registers read: every operand but the destination
+            _regs(tuple(v for i, v in enumerate(vals) if i != dst), read)
+            hit = any(r in tainted for r in read)
+            if d is not None:
+                wraps.pop(d, None)
+                if hit:
+                    if name == "put_tuple2" and len(vals) == 2 and vals[1] \
+                            and isinstance(vals[1][0], Atom):
+                        wraps[d] = (str(vals[1][0]), len(vals[1]), frozenset(
+                            i for i, e in enumerate(vals[1]) if _dest(e) in tainted))
                     tainted.add(d)
                 else:
-                    use("unknown")
+                    tainted.discard(d)
+            elif hit:
+                use("unknown")
             continue
         if name in ("make_fun3", "make_fun2"):
             read = []

@@ -26,7 +26,7 @@ from beaminspect.code.disasm import Label, Literal, LocalFunc, Reg
 from beaminspect.module import BeamModule
 from beaminspect.terms import Atom, Map
 
-__all__ = ["STATE_ARGS", "state_tags"]
+__all__ = ["STATE_ARGS", "STATE_SLOTS", "state_tags"]
 
 #: Callbacks whose argument (0-based) is the process state, by behaviour.
 STATE_ARGS = {
@@ -50,6 +50,12 @@ _SLOTS = {
                    ("stop_and_reply", 4): (3,)},
     "gen_event": {("ok", 2): (1,), ("ok", 3): (1, 2), ("swap_handler", 5): ()},
 }
+
+#: Every behaviour's state slots together: (first atom, size) -> indexes.
+STATE_SLOTS: dict = {}
+for _table in _SLOTS.values():
+    for _key, _idx in _table.items():
+        STATE_SLOTS[_key] = frozenset(STATE_SLOTS.get(_key, frozenset()) | set(_idx))
 
 _TAIL_LOCAL = frozenset({"call_last", "call_only"})
 _CALLS = frozenset({"call", "call_last", "call_only", "call_ext", "call_ext_last",
