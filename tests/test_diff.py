@@ -129,7 +129,7 @@ def test_blocked_call_severity_follows_who_waits():
         sev["wait/0"].message
     assert not any(f.kind == "fun_invalidated" for f in sev.values())
     # A client API function: who waits there is its caller, of unknown lifetime.
-    f = next(f for f in report("record_out_of_state").findings if f.function == "read/1")
+    f = next(f for f in report("gen_server_sleeps").findings if f.function == "ask/1")
     assert f.severity == "warning" and "callers" in f.message
 
 

@@ -7,7 +7,7 @@
 -module(hl_fun_classes).
 -behaviour(gen_server).
 
--export([scenario/0, mapper/1, to_ets/1, to_pt/0, state_fun/1, version/0]).
+-export([scenario/0, mapper/1, to_ets/1, to_pt/0, state_fun/1, reply_fun/1, version/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 scenario() ->
@@ -19,7 +19,7 @@ scenario() ->
     [{'fun', "to_ets/1", EtsFun, [1]},
      {'fun', "to_pt/0", persistent_term:get(hl_fun_classes), [1]},
      {'fun', "init/1", state_fun(S), [1]},
-     {'fun', "handle_call/3", gen_server:call(S, make_fun), [1]},
+     {'fun', "handle_call/3", reply_fun(S), [1]},
      {call, "mapper/1", {?MODULE, mapper, [[1, 2, 3]]}}].
 
 mapper(L) ->
@@ -33,6 +33,9 @@ to_pt() ->
 
 state_fun(S) ->
     gen_server:call(S, get_fun).
+
+reply_fun(S) ->
+    gen_server:call(S, make_fun).
 
 init([]) ->
     {ok, #{f => fun(X) -> X + 3 end}}.

@@ -18,8 +18,7 @@ scenario() ->
      {call, "read/1", {?MODULE, read, [S]}}].
 
 read(Server) ->
-    Reading = gen_server:call(Server, read, 1000),
-    element(1, Reading).
+    gen_server:call(Server, read, 1000).
 
 init([]) ->
     {ok, #state{}}.
