@@ -95,8 +95,14 @@ def test_state_shape_only_for_records_that_reach_the_state():
     assert not any(f.kind == "state_change_without_code_change" for f in outside.findings)
     [note] = [f for f in outside.findings if f.kind == "record_changed_outside_state"]
     assert note.severity == "info" and "#reading" in note.message
+    # An Elixir struct built per call and replied with, the state a map.
+    ex = report("ex_struct_out_of_state")
+    assert [(f.kind, f.severity) for f in ex.findings] == [
+        ("record_changed_outside_state", "info")]
+    assert "%HlExStructOut{}" in ex.findings[0].message
     for name, expected in (("record_in_state", True), ("record_out_of_state", False),
-                           ("gen_server_state_change", True)):
+                           ("gen_server_state_change", True), ("ex_struct_state_change", True),
+                           ("ex_struct_out_of_state", False)):
         a, b = (beaminspect.load(p) for p in pair(name))
         assert state_changed(a, b, analyse(a, b)) is expected, name
 
