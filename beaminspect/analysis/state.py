@@ -11,8 +11,12 @@ the new shape).  :func:`state_tags` finds the tagged tuples (records) and the st
   ``{next_state, Name, Data}``...), with what it contains, through moves, tuples,
   lists, maps and the return values of local functions;
 * read from the state: a callback's state argument (and what is taken out of it,
-  and local functions it is passed to) tested as a record (``is_tagged_tuple``) or a
-  struct (``__struct__`` compared to a module).
+  local functions it is passed to, and what those return of it) tested as a record
+  (``is_tagged_tuple``) or a struct (``__struct__`` compared to a module).
+
+A record the state gets from another module (``init/1`` returning ``lib:new()``) and
+that no function of this module reads is not seen: loading this module alone does not
+break on it (the module that reads it is the one to check).
 
 The walk goes through each function in code order; at a label, x registers beyond
 the arguments are forgotten (they may come from another branch), so a value built
@@ -112,17 +116,21 @@ class _Walk:
         self.state_params = {f: {i} for f, i in args.items()}
         self.roles = set(args) | _RETURNS_STATE
         self.returns: dict[str, frozenset] = {}
+        #: Functions that return (a part of) the state they were given.
+        self.returns_state: set = set()
         self.tags: set = set()
 
     def run(self) -> set:
         funcs = list(self.m.functions)
         for _ in range(8):
             before = (sum(len(v) for v in self.state_params.values()), len(self.roles),
-                      sum(len(v) for v in self.returns.values()), len(self.tags))
+                      sum(len(v) for v in self.returns.values()), len(self.tags),
+                      len(self.returns_state))
             for fn in funcs:
                 self._function(fn)
             after = (sum(len(v) for v in self.state_params.values()), len(self.roles),
-                     sum(len(v) for v in self.returns.values()), len(self.tags))
+                     sum(len(v) for v in self.returns.values()), len(self.tags),
+                     len(self.returns_state))
             if after == before:
                 break
         return self.tags
@@ -137,6 +145,7 @@ class _Walk:
         derived = set(entry_derived)   # regs holding the state or a part of it
         struct_key: set = set()  # regs holding a state-derived map's __struct__
         ret: set = set(self.returns.get(mfa, ()))
+        ret_state = False
 
         def tags_of(v):
             if type(v) is Reg:
@@ -271,17 +280,22 @@ class _Walk:
                     if role and name in _TAIL_LOCAL:
                         self.roles.add(callee)
                     result = self.returns.get(callee, _NO_TAGS)
+                    result_state = callee in self.returns_state
                     if name in _TAIL_LOCAL:
                         ret |= result
+                        ret_state = ret_state or result_state
                 else:
-                    result = _NO_TAGS
+                    result, result_state = _NO_TAGS, False
                 for k in [k for k in set(contents) | set(wraps) | derived | struct_key
                           if k[0] == "x"]:
                     clear(k)
                 if result:
                     contents[("x", 0)] = result
+                if result_state:
+                    derived.add(("x", 0))
             elif name == "return":
                 ret |= tags_of(Reg("x", 0))
+                ret_state = ret_state or ("x", 0) in derived
                 w = wraps.get(("x", 0))
                 if role and w is not None:
                     for i in self.slots.get((w[0], w[1]), ()):
@@ -322,6 +336,8 @@ class _Walk:
                     clear(key(last))
         if ret:
             self.returns[mfa] = frozenset(ret)
+        if ret_state:
+            self.returns_state.add(mfa)
 
 
 def state_tags(m: BeamModule, behaviours) -> frozenset:
