@@ -408,3 +408,16 @@ def test_cli_stderr_is_quiet_when_not_a_tty(capsys):
 def test_every_kind_has_a_valid_default():
     for kind, (sev, meaning) in KINDS.items():
         assert sev in ("info", "warning", "error") and meaning
+
+
+@pytest.mark.parametrize("pair, code", [("gen_server_sleeps", 1), ("record_out_of_state", 0)])
+def test_default_gate_follows_what_breaks(tmp_path, capsys, pair, code):
+    """A gen_server killed in its callback's timer:sleep fails the default gate; a
+    changed record the server never keeps does not (the VM test shows both)."""
+    v1, v2 = (sorted((gf.PAIRS / pair / v).glob("*.beam"))[0] for v in ("v1", "v2"))
+    old = gf.write_files(tmp_path / "old", gf.app_tree("srv", "1.0", {v1.stem: v1.read_bytes()}))
+    new = gf.write_files(tmp_path / "new", gf.app_tree("srv", "1.0", {v2.stem: v2.read_bytes()}))
+    assert main(["gate", str(old), str(new)]) == code
+    out = capsys.readouterr().out
+    assert ("purge_kills_blocked_call" in out) == (pair == "gen_server_sleeps")
+    assert "state_change_without_code_change" not in out
