@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from beaminspect.analysis.elixir import elixir_facts, otp_behaviours, struct_changes
 from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs, spawned_functions
-from beaminspect.analysis.state import STATE_ARGS
-from beaminspect.analysis.state import state_tags
+from beaminspect.analysis.state import STATE_ARGS, state_tags
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
 from beaminspect.code.disasm import ExtFunc, LocalFunc
 from beaminspect.errors import BeamError
@@ -360,7 +359,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
     gen_old = bool(otp_behaviours(old) & GEN_BEHAVIOURS)
     all_uses = classify_funs(old, behaviour=gen_old)
     if waits:
-        starts = _process_starts(old, of, local_loops | ext_loops,
+        starts = _process_starts(old, local_loops | ext_loops,
                                  spawned_functions(old, all_uses))
         callers = _callers(of.local_edges)
         for f, message in waits:
@@ -490,7 +489,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                          frozenset(blocked), frozenset(mixed_loops), fun_uses)
 
 
-def _process_starts(m: BeamModule, of: _Facts, loops, spawned) -> dict[str, str]:
+def _process_starts(m: BeamModule, loops, spawned) -> dict[str, str]:
     """Functions where long-running processes of ``m`` start or live, each with what
     they are: a behaviour's callbacks (its own process runs them), receive loops, and
     the functions new processes are spawned to run."""
