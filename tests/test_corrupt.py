@@ -178,3 +178,26 @@ def _build(chunks) -> bytes:
     for cid, data in chunks:
         body += cid.encode() + struct.pack(">I", len(data)) + data + b"\0" * ((-len(data)) % 4)
     return b"FOR1" + struct.pack(">I", len(body)) + body
+
+
+def _line_chunk(names: list[bytes], items: bytes) -> memoryview:
+    body = struct.pack(">IIIII", 0, 0, 1, 1, len(names)) + items
+    for n in names:
+        body += struct.pack(">H", len(n)) + n
+    return memoryview(body)
+
+
+@pytest.mark.parametrize("index,loads", [(1, True), (2, True), (3, False)])
+def test_line_file_switch_one_past_the_table(index, loads):
+    """The loader counts the module's own file with the names and tests ``index <= count``,
+    so one index past the name table loads (measured on OTP 25); two past is refused."""
+    from beaminspect.format.chunks import decode_lines
+    # a file switch (tag a = 2) to ``index``, then line 7 (tag i = 1)
+    items = bytes([(index << 4) | 2, (7 << 4) | 1])
+    view = _line_chunk([b"x.erl"], items)
+    if loads:
+        table = decode_lines(view, "t.beam")
+        assert table.lookup(1) == (("x.erl" if index == 1 else "?"), 7)
+    else:
+        with pytest.raises(BeamError, match="file index 3 out of range"):
+            decode_lines(view, "t.beam")

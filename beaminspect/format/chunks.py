@@ -451,8 +451,11 @@ def decode_lines(view: memoryview, file) -> LineTable:
         if tag == 1:  # i: a line in the current file
             items.append((findex, val))
         elif tag == 2:  # a: switch file
-            if val > nnames:
-                raise r.error(f"file index {val} out of range (0..{nnames})", at)
+            # The loader counts the implicit module file with the names and then tests
+            # index <= count (beam_file.c, parse_line_chunk), so it takes one index past
+            # the table: such an item keeps an unknown file name ("?"), as it loads.
+            if val > nnames + 1:
+                raise r.error(f"file index {val} out of range (0..{nnames + 1})", at)
             findex = val
         else:
             raise r.error(f"illegal line item tag {tag}", at)
