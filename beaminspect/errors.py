@@ -102,6 +102,14 @@ class ReadError(BeamError):
     kind = "io"
 
 
+class NodeError(BeamError):
+    """A running node could not be asked (down, wrong cookie, a name that does not
+    resolve, a release outside the modelled ones, a lost connection, a time-out).
+    ``file`` is ``"node NAME"``; ``reason`` the cause.  The cookie is never part of it."""
+
+    kind = "node"
+
+
 def format_error(err: BeamError) -> str:
     """One line: ``FILE: chunk ID at offset N: reason`` (parts that are unknown are left out)."""
     parts = []

@@ -27,7 +27,7 @@ SEVERITY_VALUES = SEVERITIES + ("off",)
 #: Failure thresholds (``never``: no finding fails).
 FAIL_ON_VALUES = SEVERITIES + ("never",)
 #: Where a kind is found: one module's hot load, the release comparison, the appups.
-SCOPES = ("module", "release", "appup")
+SCOPES = ("module", "release", "appup", "node")
 
 
 @dataclass(frozen=True)
@@ -332,6 +332,36 @@ REGISTRY: tuple[Kind, ...] = (
        code_change, so running processes keep the old state.""",
        """Use {update, M, {advanced, Extra}} so that release_handler suspends the processes
        and calls code_change."""),
+    # -- what a running node says (diff and gate with --node)
+    _k("live_drift", "error", "node",
+       "the node runs a module whose MD5 is not the old release's",
+       """The module loaded on the node is not the file of the old release: it was patched
+       by hand, or the node runs another build. Every prediction about that module is
+       about code the node does not run.""",
+       """Find out what the node runs (beaminspect live NODE), and gate against the release
+       that is really installed, or make the node run the old release first."""),
+    _k("live_old_code", "error", "node",
+       "a module the upgrade loads still has old code on the node",
+       """An earlier load left an old instance that was never purged. Loading the module
+       again fails with not_purged until the old code is purged, and that purge kills the
+       processes still running it.""",
+       """Find the processes in the old code (erlang:check_process_code/2), let them
+       finish or restart them, purge (code:soft_purge/1) and only then upgrade."""),
+    _k("live_process_killed", "error", "node",
+       "a process on the node waits in code the upgrade replaces: the purge kills it",
+       """The process waits in a receive of the old code, or is blocked in a call that
+       returns into it. It is still there when the purge comes, and the purge kills it.""",
+       """Make the process leave the old code before the purge (an external call, a
+       {update, M, ...} appup instruction that suspends it), load with soft_purge and
+       purge once it has moved, or restart it."""),
+    _k("live_process_at_risk", "warning", "node",
+       "a process on the node is in code the upgrade replaces and may still be there "
+       "at the purge",
+       """The process runs in the old code now, or waits in a loop that moves to the new
+       code only if a message arrives between the load and the purge. Whether the purge
+       kills it depends on what happens in between.""",
+       """Wake it (a message) between the load and the purge, use soft_purge, or suspend
+       it with an {update, M, ...} instruction."""),
 )
 
 #: The registry by kind name.

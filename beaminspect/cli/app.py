@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - other typer versions coerce as they do
 if _RuntimeParam is not None:
     @dataclass(frozen=True)
     class _PlainValue(_RuntimeParam):
-        """The coercion of a ``str``, ``int``, ``bool`` or list of them, without
+        """The coercion of a ``str``, ``int``, ``float``, ``bool`` or list of them, without
         importing pydantic (about 0.1 s: more than the rest of a ``show --json`` of one
         file).  Installed on each such parameter before its command parses; others keep
         typer's own."""
@@ -50,6 +50,12 @@ def _plain(annotation, value, param, ctx):
         except ValueError:
             raise typer.BadParameter(f"{value!r} is not an integer.", ctx=ctx,
                                      param=param) from None
+    if annotation is float and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a number.", ctx=ctx,
+                                     param=param) from None
     if isinstance(value, annotation):
         return value
     raise typer.BadParameter(f"{value!r} is not a valid {annotation.__name__}.", ctx=ctx,
@@ -60,7 +66,7 @@ def _is_plain(annotation) -> bool:
     if get_origin(annotation) is list:
         args = get_args(annotation)
         return len(args) == 1 and _is_plain(args[0])
-    return annotation in (str, int, bool)
+    return annotation in (str, int, float, bool)
 
 
 def _use_plain_values(params) -> None:
@@ -208,6 +214,28 @@ Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", metavar="N",
 External = Annotated[Optional[List[str]], typer.Option(
     "--external", metavar="NAME", show_default=False,
     help="A module or application whose exports are not checked (repeatable).")]
+Node = Annotated[Optional[str], typer.Option(
+    "--node", metavar="NAME@HOST", show_default=False,
+    help="Also check the upgrade against this running node (read-only: what it has "
+         "loaded, old code, the processes in the modules the upgrade loads).")]
+Cookie = Annotated[Optional[str], typer.Option(
+    "--cookie", metavar="COOKIE", envvar="BEAMINSPECT_COOKIE", show_default=False,
+    show_envvar=True,
+    help="The node's cookie (default: ~/.erlang.cookie, as erl reads it).")]
+def _seconds(value: float) -> float:
+    if not 0 < value <= 3600:
+        raise typer.BadParameter(f"{value:g}: give more than 0 and at most 3600 seconds",
+                                 param_hint="--timeout")
+    return value
+
+
+Timeout = Annotated[float, typer.Option(
+    "--timeout", metavar="SECONDS", callback=_seconds,
+    help="Time allowed for asking the node, all requests together.")]
+
+
+def _node(name: Optional[str], cookie: Optional[str], timeout: float):
+    return None if name is None else commands.NodeOptions(name, cookie, timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -257,9 +285,12 @@ def diff(
                                                help="OTP release of the running system "
                                                     "(default: the release that compiled "
                                                     "OLD).")] = None,
+    node: Node = None,
+    cookie: Cookie = None,
+    timeout: Timeout = 15.0,
 ) -> None:
     """Predict what hot-loading NEW over OLD changes and breaks."""
-    _exit(commands.diff, old, new, fmt, fail_on, otp)
+    _exit(commands.diff, old, new, fmt, fail_on, otp, _node(node, cookie, timeout))
 
 
 @_command("Check an upgrade from release OLD to release NEW.")
@@ -285,10 +316,14 @@ def gate(
                                                     "system (25 to 29).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE",
                                                   help="Write the report here.")] = None,
+    node: Node = None,
+    cookie: Cookie = None,
+    timeout: Timeout = 15.0,
 ) -> None:
     """Check an upgrade from release OLD to release NEW: module changes, calls that break,
     load order and the appup files."""
-    _exit(commands.gate, old, new, fmt, fail_on, policy_file, external, otp, output)
+    _exit(commands.gate, old, new, fmt, fail_on, policy_file, external, otp, output,
+          _node(node, cookie, timeout))
 
 
 @_command("Suggest an .appup for each changed application.")
@@ -331,6 +366,22 @@ def disasm(
 ) -> None:
     """Disassemble the code: one listing per function, names resolved."""
     _exit(commands.disasm, paths, _parse_function(function), as_json, jobs)
+
+
+@_command("Show what runs on a node: release, modules, old code, processes.")
+def live(
+    node: Annotated[str, typer.Argument(metavar="NAME@HOST", help="The running node.")],
+    cookie: Cookie = None,
+    timeout: Timeout = 15.0,
+    module: Annotated[Optional[List[str]], typer.Option(
+        "--module", "-m", metavar="MODULE", show_default=False,
+        help="Only the processes running this module (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON object.")] = False,
+) -> None:
+    """Show what runs on a node, read-only, through OTP's own distribution (a hidden
+    node; nothing is loaded, purged, sent or changed there): its release, every loaded
+    module with its MD5 and whether old code is present, and the processes in them."""
+    _exit(commands.live, _node(node, cookie, timeout), as_json, module)
 
 
 @_command("List the kinds of finding, their default severity and meaning.")

@@ -10,7 +10,8 @@ Exit codes (documented in the README):
 
 * 0 -- success, nothing at or above ``--fail-on``;
 * 1 -- findings at or above ``--fail-on`` (diff, gate, check);
-* 2 -- bad input: a file could not be read or parsed (the others are still processed);
+* 2 -- bad input: a file could not be read or parsed (the others are still processed), or a
+  node (``--node``, ``live``) could not be asked;
 * 3 -- usage error (unknown option, bad argument);
 * 4 -- internal error (a bug: please report it; ``BEAMINSPECT_DEBUG=1`` shows the traceback).
 """
@@ -245,8 +246,11 @@ def disasm(paths, function: tuple | None, as_json: bool, jobs: int | None) -> in
 # ---------------------------------------------------------------------------
 
 def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
-         otp: int | None = None) -> int:
-    """``beaminspect diff``: the report of hot-loading NEW over OLD."""
+         otp: int | None = None, node=None) -> int:
+    """``beaminspect diff``: the report of hot-loading NEW over OLD; with ``node``
+    (a :class:`NodeOptions`), checked against what that node runs."""
+    import dataclasses
+
     from beaminspect.analysis.hotload import analyse, max_severity_at_least
     from beaminspect.errors import BeamError
     from beaminspect.module import load
@@ -259,15 +263,60 @@ def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
     except BeamError as e:
         typer.echo(error_line(e), err=True)
         return EXIT_BAD_INPUT
+    live = None
+    if node is not None:
+        # Asked after the files are read: a bad file is reported without a connection.
+        reports = {a.name: report} if report.diff.reload_needed else {}
+        live = ask_node(node, {a.name: a.md5.hex()}, reports)
+        report = dataclasses.replace(report, findings=report.findings + live.findings)
     if fmt == "json":
         from beaminspect.render.json_out import dumps
-        typer.echo(dumps(diff_out.report_dict(report)))
+        typer.echo(dumps(diff_out.report_dict(report, live)))
     elif fmt == "markdown":
-        typer.echo(diff_out.render_markdown(report))
+        typer.echo(diff_out.render_markdown(report, live))
     else:
-        typer.echo(diff_out.render_text(report))
+        typer.echo(diff_out.render_text(report, live))
     failed = fail_on != "never" and max_severity_at_least(report, fail_on)
     return EXIT_FINDINGS if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# a running node: live, and --node for diff and gate
+
+
+class NodeOptions:
+    """``--node``, ``--cookie`` and ``--timeout`` as given."""
+
+    def __init__(self, name: str, cookie: str | None, timeout: float) -> None:
+        self.name = name
+        self.cookie = cookie
+        self.timeout = timeout
+
+    def __repr__(self) -> str:           # the cookie never shows
+        return f"NodeOptions({self.name!r}, timeout={self.timeout!r})"
+
+
+def ask_node(node: NodeOptions, old_md5: dict, reports: dict, severities=None):
+    """Snapshot ``node`` (only the processes in the modules the upgrade loads) and assess
+    the upgrade against it; a node that cannot be asked raises NodeError (exit 2)."""
+    from beaminspect.live import assess, snapshot
+    snap = snapshot(node.name, cookie=node.cookie, timeout=node.timeout,
+                    modules=set(reports))
+    return assess(snap, old_md5, reports, severities=severities)
+
+
+def live(node: NodeOptions, as_json: bool, modules=None) -> int:
+    """``beaminspect live``: what runs on the node."""
+    from beaminspect.live import snapshot
+    from beaminspect.render.live_out import render_snapshot_text, snapshot_dict
+    snap = snapshot(node.name, cookie=node.cookie, timeout=node.timeout,
+                    modules=set(modules) if modules else None)
+    if as_json:
+        from beaminspect.render.json_out import dumps
+        echo(dumps(snapshot_dict(snap)))
+    else:
+        echo(render_snapshot_text(snap))
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------
@@ -340,23 +389,27 @@ def emit(text: str, output: str | None) -> None:
 
 def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
          policy_file: str | None = None, external=None, otp: int | None = None,
-         output: str | None = None) -> int:
-    """``beaminspect gate``: compare the releases, write the report, return the exit
-    code (1 when a finding reaches the threshold)."""
+         output: str | None = None, node: NodeOptions | None = None) -> int:
+    """``beaminspect gate``: compare the releases (and, with ``node``, check them
+    against what that node runs), write the report, return the exit code (1 when a
+    finding reaches the threshold)."""
     try:
         policy = load_gate_policy(policy_file)
         threshold = fail_on or policy.fail_on or "error"
         report = compare(old, new, policy, external, otp)
+        live = None
+        if node is not None:
+            live = _gate_live(report, node, policy)
         from beaminspect.render import gate_out
         from beaminspect.render.json_out import dumps
         if fmt == "json":
-            text = dumps(gate_out.report_dict(report, threshold))
+            text = dumps(gate_out.report_dict(report, threshold, live))
         elif fmt == "sarif":
             text = dumps(gate_out.render_sarif(report))
         elif fmt == "markdown":
-            text = gate_out.render_markdown(report, threshold)
+            text = gate_out.render_markdown(report, threshold, live)
         else:
-            text = gate_out.render_text(report, threshold)
+            text = gate_out.render_text(report, threshold, live)
         emit(text, output)
     except CommandExit as e:
         return e.code
@@ -369,6 +422,23 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
              + (" ..." if len(unreadable) > 3 else ""), err=True)
         return EXIT_BAD_INPUT
     return EXIT_FINDINGS if report.failed(threshold) else EXIT_OK
+
+
+def _gate_live(report, node: NodeOptions, policy):
+    """The node's view of the gate's upgrade; its findings join the report's."""
+    from beaminspect.errors import BeamError
+    from beaminspect.module import load
+    reports = {ch.name: ch.report for ch in report.by_status("changed")
+               if ch.report is not None and ch.report.diff.reload_needed}
+    old_md5 = {}
+    for name, src in report.old.modules.items():
+        try:
+            old_md5[name] = load(src.read(), file=src.path).md5.hex()
+        except BeamError:
+            continue        # reported by the comparison already
+    live = ask_node(node, old_md5, reports, policy.severities)
+    report.add_findings(live.findings)
+    return live
 
 
 def appup(old: str, new: str, app_name: str | None = None, output: str | None = None,

@@ -95,6 +95,11 @@ class GateReport:
         """Does a finding reach ``fail_on`` (info, warning, error or never)?"""
         return exceeds(self.findings, fail_on)
 
+    def add_findings(self, findings) -> None:
+        """Add findings made outside the release comparison (a running node's), in the
+        report's order."""
+        self.findings = sorted(list(self.findings) + list(findings), key=_finding_order)
+
     def app_versions(self) -> list[tuple[str, str | None, str | None]]:
         names = sorted(set(self.old.apps) | set(self.new.apps))
         return [(n, self.old.apps[n].vsn if n in self.old.apps else None,

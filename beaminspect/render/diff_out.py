@@ -13,10 +13,10 @@ from beaminspect.terms import to_json
 SCHEMA_VERSION = 1
 
 
-def report_dict(report) -> dict:
+def report_dict(report, live=None) -> dict:
     """The ``beaminspect diff --format json`` object (schema in the README)."""
     d = report.diff
-    return {
+    out = {
         "schema": SCHEMA_VERSION,
         "module": d.module,
         "files": {"old": d.old_file, "new": d.new_file},
@@ -41,6 +41,10 @@ def report_dict(report) -> dict:
         "chunks_changed": list(d.chunks_changed),
         "findings": [f.to_dict(MODULE_FIELDS) for f in report.findings],
     }
+    if live is not None:
+        from beaminspect.render.live_out import live_dict
+        out["live"] = live_dict(live)
+    return out
 
 
 def _summary(report) -> list[str]:
@@ -62,7 +66,7 @@ def _summary(report) -> list[str]:
     return lines
 
 
-def render_text(report) -> str:
+def render_text(report, live=None) -> str:
     d = report.diff
     out = _summary(report)
     if report.findings:
@@ -103,6 +107,9 @@ def render_text(report) -> str:
                            display_term(v["new"]) if v["new"] is not None else "-")
                           for k, v in d.attributes.items()],
                          headers=["attribute", "old", "new"], tablefmt="simple")]
+    if live is not None:
+        from beaminspect.render.live_out import live_text
+        out += live_text(live)
     return "\n".join(out)
 
 
@@ -110,7 +117,7 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
-def render_markdown(report) -> str:
+def render_markdown(report, live=None) -> str:
     d = report.diff
     out = [f"### `{d.module}`: hot-load report", ""]
     out += [f"- {line}" for line in _summary(report)[1:]]
@@ -127,4 +134,7 @@ def render_markdown(report) -> str:
             out.append(f"| `{f.mfa}` | {f.status} | {f.old_entry if f.old_entry is not None else '-'}"
                        f" | {f.new_entry if f.new_entry is not None else '-'} |")
         out += ["", "</details>"]
+    if live is not None:
+        from beaminspect.render.live_out import live_markdown
+        out += live_markdown(live)
     return "\n".join(out)

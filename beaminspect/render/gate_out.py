@@ -46,9 +46,9 @@ def _change_dict(ch) -> dict:
     return d
 
 
-def report_dict(report, fail_on: str = "error") -> dict:
+def report_dict(report, fail_on: str = "error", live=None) -> dict:
     """The ``beaminspect gate --format json`` document."""
-    return {
+    out = {
         "schema": SCHEMA_VERSION,
         "tool": {"name": "beaminspect", "version": __version__},
         "old": _release_dict(report.old, report.old_root),
@@ -69,6 +69,10 @@ def report_dict(report, fail_on: str = "error") -> dict:
                    "severities": dict(sorted(report.policy.severities.items())),
                    "external": sorted(report.policy.external)},
     }
+    if live is not None:
+        from beaminspect.render.live_out import live_dict
+        out["live"] = live_dict(live)
+    return out
 
 
 def _summary_lines(report, fail_on: str) -> list[str]:
@@ -89,7 +93,7 @@ def _clip(s: str | None, n: int = 60) -> str:
     return s if len(s) <= n else "..." + s[-(n - 3):]
 
 
-def render_text(report, fail_on: str = "error") -> str:
+def render_text(report, fail_on: str = "error", live=None) -> str:
     from tabulate import tabulate       # only the text report needs it
     out = _summary_lines(report, fail_on)
     apps = [(a, o or "-", n or "-") for a, o, n in report.app_versions() if o != n]
@@ -126,6 +130,9 @@ def render_text(report, fail_on: str = "error") -> str:
                 tabulate([(m, ", ".join(d)) for m, d in report.dep_mods.items()],
                          headers=["module", "depends on"], tablefmt="simple",
                          disable_numparse=True)]
+    if live is not None:
+        from beaminspect.render.live_out import live_text
+        out += live_text(live)
     return "\n".join(out)
 
 
@@ -133,7 +140,7 @@ def _md(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report, fail_on: str = "error") -> str:
+def render_markdown(report, fail_on: str = "error", live=None) -> str:
     c = report.counts()
     s = report.severity_counts()
     icon = ":x:" if report.failed(fail_on) else ":white_check_mark:"
@@ -155,6 +162,9 @@ def render_markdown(report, fail_on: str = "error") -> str:
         for ch in changed:
             out.append(f"| `{ch.name}` | {ch.status} | {ch.app or '-'} |")
         out += ["", "</details>"]
+    if live is not None:
+        from beaminspect.render.live_out import live_markdown
+        out += live_markdown(live)
     return "\n".join(out)
 
 

@@ -34,7 +34,8 @@ def _md(s: str) -> str:
 
 
 #: Which commands report the kinds of each scope.
-FOUND_BY = {"module": "diff, gate", "release": "gate", "appup": "gate (appups)"}
+FOUND_BY = {"module": "diff, gate", "release": "gate", "appup": "gate (appups)",
+            "node": "diff, gate (--node)"}
 
 
 def kinds_markdown() -> str:
