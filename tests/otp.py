@@ -301,6 +301,13 @@ class Release:
                     'mount -t proc proc "$0/proc" 2>/dev/null; exec "$@"', self.root, *inner]
         return inner
 
+    def command(self, argv: list[str]) -> list[str]:
+        """The host command line that runs ``argv`` (paths as the VM sees them) in the
+        release, for callers that talk to the process themselves (no limits applied)."""
+        if not self.available:
+            raise RuntimeError(self.skip_reason)
+        return self._command(argv)
+
     def run(self, argv: list[str], timeout: float = VM_TIMEOUT,
             memory: int = VM_MEMORY_LIMIT) -> subprocess.CompletedProcess:
         """Run ``argv`` (paths as the VM sees them) in the release, under the limits;
