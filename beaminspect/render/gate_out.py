@@ -136,36 +136,148 @@ def render_text(report, fail_on: str = "error", live=None) -> str:
     return "\n".join(out)
 
 
+#: GitHub refuses a comment body over 65,536 characters; the Markdown report stays under
+#: this, with room for what a CI job adds around it.
+MARKDOWN_LIMIT = 60_000
+_MD_SPECIAL = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ",
+                             "*": "\\*", "_": "\\_", "`": "\\`", "[": "\\[", "]": "\\]",
+                             "\\": "\\\\", "#": "\\#"})
+
+
 def _md(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    """Text in a Markdown table cell: nothing in it is taken for markup."""
+    return s.translate(_MD_SPECIAL)
 
 
-def render_markdown(report, fail_on: str = "error", live=None) -> str:
+def _code(s: str | None) -> str:
+    """A name as inline code (a name holding backticks gets a longer fence)."""
+    if not s:
+        return "-"
+    s = s.replace("|", "\\|").replace("\n", " ")
+    fence = "``" if "`" in s else "`"
+    pad = " " if "`" in s else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+class _Budget:
+    """Markdown pieces added while they fit under the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+
+    def fits(self, text: str, reserve: int = 0) -> bool:
+        return self.size + len(text) + 1 + reserve <= self.limit
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text) + 1
+
+
+def _md_table(budget: _Budget, header: str, rows: list[str], reserve: int) -> int:
+    """Add a table's rows while they fit; return how many were left out."""
+    budget.add(header)
+    for i, row in enumerate(rows):
+        if not budget.fits(row, reserve):
+            return len(rows) - i
+        budget.add(row)
+    return 0
+
+
+def render_markdown(report, fail_on: str = "error", live=None,
+                    limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment: the verdict and counts, the application versions, the
+    findings grouped by severity and kind (each group folded), the load order, the
+    modules and the node's view; under ``limit`` characters, with what was left out
+    counted and pointed to the JSON report."""
     c = report.counts()
     s = report.severity_counts()
-    icon = ":x:" if report.failed(fail_on) else ":white_check_mark:"
-    out = [f"### {icon} beaminspect gate: {'failed' if report.failed(fail_on) else 'passed'}"
-           f" (fail on {fail_on})", "",
-           "| added | removed | changed | unchanged | errors | warnings | info |",
-           "|---:|---:|---:|---:|---:|---:|---:|",
-           f"| {c['added']} | {c['removed']} | {c['changed']} | {c['unchanged']} | "
-           f"{s['error']} | {s['warning']} | {s['info']} |"]
-    if report.findings:
-        out += ["", "| severity | kind | module | function | message |", "|---|---|---|---|---|"]
-        for f in report.findings:
-            out.append(f"| {f.severity} | `{f.kind}` | {('`' + f.module + '`') if f.module else '-'}"
-                       f" | {('`' + f.function + '`') if f.function else '-'} | {_md(f.message)} |")
+    failed = report.failed(fail_on)
+    icon = ":x:" if failed else ":white_check_mark:"
+    b = _Budget(limit)
+    reserve = 400                       # the closing lines always fit
+    b.add(f"### {icon} beaminspect gate: {'failed' if failed else 'passed'} (fail on {fail_on})")
+    b.add("")
+    b.add(f"{len(report.findings)} findings ({s['error']} errors, {s['warning']} warnings, "
+          f"{s['info']} info) over {c['changed']} changed, {c['added']} added and "
+          f"{c['removed']} removed modules.")
+    b.add("")
+    b.add("| added | removed | changed | unchanged | errors | warnings | info |")
+    b.add("|---:|---:|---:|---:|---:|---:|---:|")
+    b.add(f"| {c['added']} | {c['removed']} | {c['changed']} | {c['unchanged']} | "
+          f"{s['error']} | {s['warning']} | {s['info']} |")
+    left_out = 0
+    apps = [(a, o or "-", n or "-") for a, o, n in report.app_versions() if o != n]
+    if apps:
+        b.add("")
+        b.add(f"<details><summary>Applications ({len(apps)} version changes)</summary>")
+        b.add("")
+        _md_table(b, "| application | old | new |\n|---|---|---|",
+                  [f"| {_code(a)} | {_md(o)} | {_md(n)} |" for a, o, n in apps], reserve)
+        b.add("")
+        b.add("</details>")
+    groups: dict[tuple[str, str], list] = {}
+    for f in report.findings:
+        groups.setdefault((f.severity, f.kind), []).append(f)
+    order = {"error": 0, "warning": 1, "info": 2}
+    shown = 0
+    # The load order, the modules and the node's view keep a share of the room.
+    tail = 0
+    if report.dep_mods or report.by_status("changed") or live is not None:
+        tail = limit // 4
+    b.limit = limit - tail
+    for (sev, kind), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        opening = (f"\n<details><summary><b>{sev}</b> {_code(kind)} ({len(items)}): "
+                   f"{_md(KINDS[kind].summary)}</summary>\n")
+        if not b.fits(opening, reserve + 200):
+            left_out += len(items)
+            continue
+        b.add(opening)
+        rows = [f"| {_code(f.module)} | {_code(f.function)} | {_md(f.message)} |" for f in items]
+        missed = _md_table(b, "| module | function | message |\n|---|---|---|", rows,
+                           reserve + 20)
+        shown += len(items) - missed
+        left_out += missed
+        b.add("")
+        b.add("</details>")
+    b.limit = limit
+    sections = []
+    if report.dep_mods:
+        sections.append((f"Load order ({len(report.dep_mods)} modules with DepMods)",
+                         "| module | load after |\n|---|---|",
+                         [f"| {_code(m)} | {', '.join(_code(x) for x in d)} |"
+                          for m, d in report.dep_mods.items()]))
     changed = [ch for st in ("added", "removed", "changed") for ch in report.by_status(st)]
     if changed:
-        out += ["", f"<details><summary>Modules ({len(changed)} not unchanged)</summary>", "",
-                "| module | status | application |", "|---|---|---|"]
-        for ch in changed:
-            out.append(f"| `{ch.name}` | {ch.status} | {ch.app or '-'} |")
-        out += ["", "</details>"]
+        sections.append((f"Modules ({len(changed)} not unchanged)",
+                         "| module | status | application |\n|---|---|---|",
+                         [f"| {_code(ch.name)} | {ch.status} | {_code(ch.app)} |"
+                          for ch in changed]))
+    live_text = ""
     if live is not None:
         from beaminspect.render.live_out import live_markdown
-        out += live_markdown(live)
-    return "\n".join(out)
+        live_text = "\n".join(live_markdown(live))
+    for i, (title, header, rows) in enumerate(sections):
+        opening = f"\n<details><summary>{title}</summary>\n"
+        if not b.fits(opening, reserve + 200):
+            continue
+        # each section leaves room for the ones after it
+        share = (b.limit - b.size - reserve - len(live_text)) // (len(sections) - i)
+        saved, b.limit = b.limit, b.size + max(share, 0) + reserve
+        b.add(opening)
+        missed = _md_table(b, header, rows, reserve + 80)
+        if missed:
+            b.add(f"| {missed} more | see the JSON report | |")
+        b.add("")
+        b.add("</details>")
+        b.limit = saved
+    if live_text and b.fits(live_text, 100):
+        b.add(live_text)
+    if left_out:
+        b.add("")
+        b.add(f"**{left_out} more findings: see the JSON report** (`--format json`).")
+    return "\n".join(b.parts)
 
 
 def render_sarif(report) -> dict:
