@@ -316,6 +316,11 @@ def gate(
                                                     "system (25 to 29).")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE",
                                                   help="Write the report here.")] = None,
+    source_root: Annotated[Optional[str], typer.Option(
+        "--source-root", metavar="DIR", show_default=False,
+        help="The repository the beams were built from, for SARIF locations: each "
+             "finding points at its source file there and its function's first line "
+             "(default: the current directory).")] = None,
     node: Node = None,
     cookie: Cookie = None,
     timeout: Timeout = 15.0,
@@ -323,7 +328,7 @@ def gate(
     """Check an upgrade from release OLD to release NEW: module changes, calls that break,
     load order and the appup files."""
     _exit(commands.gate, old, new, fmt, fail_on, policy_file, external, otp, output,
-          _node(node, cookie, timeout))
+          _node(node, cookie, timeout), source_root)
 
 
 @_command("Suggest an .appup for each changed application.")

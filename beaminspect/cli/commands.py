@@ -389,7 +389,8 @@ def emit(text: str, output: str | None) -> None:
 
 def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
          policy_file: str | None = None, external=None, otp: int | None = None,
-         output: str | None = None, node: NodeOptions | None = None) -> int:
+         output: str | None = None, node: NodeOptions | None = None,
+         source_root: str | None = None) -> int:
     """``beaminspect gate``: compare the releases (and, with ``node``, check them
     against what that node runs), write the report, return the exit code (1 when a
     finding reaches the threshold)."""
@@ -405,7 +406,8 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
         if fmt == "json":
             text = dumps(gate_out.report_dict(report, threshold, live))
         elif fmt == "sarif":
-            text = dumps(gate_out.render_sarif(report))
+            from beaminspect.release.locations import source_locations
+            text = dumps(gate_out.render_sarif(report, source_locations(report, source_root)))
         elif fmt == "markdown":
             text = gate_out.render_markdown(report, threshold, live)
         else:

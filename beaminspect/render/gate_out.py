@@ -280,13 +280,33 @@ def render_markdown(report, fail_on: str = "error", live=None,
     return "\n".join(b.parts)
 
 
-def render_sarif(report) -> dict:
+def _fingerprint(f, seen: dict) -> str:
+    """A key for a finding that stays the same from run to run (no paths, no message
+    text, which may hold counts): kind, application, module, function, and which of the
+    findings with those it is."""
+    import hashlib
+    base = "\0".join(x or "" for x in (f.kind, f.app, f.module, f.function))
+    n = seen.get(base, 0)
+    seen[base] = n + 1
+    return hashlib.sha256(f"{base}\0{n}".encode()).hexdigest()[:32]
+
+
+def _artifact(path: str) -> dict:
+    return {"artifactLocation": {"uri": _uri(path)}}
+
+
+def render_sarif(report, locations: dict | None = None) -> dict:
     """A SARIF 2.1.0 log with one run; rules are the finding kinds that occur, described
-    from the registry."""
+    from the registry.  ``locations`` (:func:`beaminspect.release.locations.source_locations`)
+    puts a finding on its source file and the first line of its function, relative to
+    the repository, with the beam or appup it was found in as a related location;
+    without one, the finding points at that beam or appup."""
+    locations = locations or {}
     used = sorted({f.kind for f in report.findings})
     rule_index = {k: i for i, k in enumerate(used)}
     rules = [sarif_rule(KINDS[k]) for k in used]
     results = []
+    seen: dict = {}
     for f in report.findings:
         r = {
             "ruleId": f.kind,
@@ -294,8 +314,17 @@ def render_sarif(report) -> dict:
             "level": SARIF_LEVELS[f.severity],
             "message": {"text": f.message},
         }
-        if f.location:
-            r["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": _uri(f.location)}}}]
+        src = locations.get((f.module, f.function, f.location))
+        if src is not None:
+            phys = _artifact(src.path)
+            phys["region"] = {"startLine": src.line or 1}
+            r["locations"] = [{"physicalLocation": phys}]
+            if f.location:
+                r["relatedLocations"] = [{"id": 1, "physicalLocation": _artifact(f.location),
+                                          "message": {"text": "where it was found"}}]
+        elif f.location:
+            r["locations"] = [{"physicalLocation": _artifact(f.location)}]
+        r["partialFingerprints"] = {"beaminspect/v1": _fingerprint(f, seen)}
         props = {k: v for k, v in (("module", f.module), ("function", f.function),
                                    ("application", f.app)) if v}
         if props:
