@@ -38,6 +38,12 @@ class BeamModule:
         return len(self.container.data)
 
     @property
+    def stored_size(self) -> int:
+        """Size of the file as stored: the gzip stream's when it is compressed."""
+        n = self.container.stored_size
+        return n if n >= 0 else len(self.container.data)
+
+    @property
     def compressed(self) -> bool:
         """True when the file on disk was gzip-compressed."""
         return self.container.compressed

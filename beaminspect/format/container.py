@@ -46,6 +46,8 @@ class Container:
     compressed: bool
     chunks: tuple[ChunkInfo, ...]
     warnings: tuple[BeamWarning, ...] = field(default=())
+    #: Bytes of the file as stored (the gzip stream when ``compressed``).
+    stored_size: int = -1
 
     def __post_init__(self) -> None:
         # id -> the last chunk with that id (later entries overwrite earlier ones).
@@ -87,6 +89,7 @@ def read_container(data: bytes, file: str = "<bytes>") -> Container:
     :class:`TruncatedError` when a chunk runs past the end of the file.
     """
     compressed = False
+    stored_size = len(data)
     if data[:2] == b"\x1f\x8b":
         data = gunzip(bytes(data), file)
         compressed = True
@@ -136,4 +139,5 @@ def read_container(data: bytes, file: str = "<bytes>") -> Container:
         seen.add(cid)
         chunks.append(ChunkInfo(cid, pos + 8, size))
         pos += 8 + padded
-    return Container(file, bytes(data), compressed, tuple(chunks), tuple(warnings))
+    return Container(file, bytes(data), compressed, tuple(chunks), tuple(warnings),
+                     stored_size)

@@ -27,6 +27,7 @@ def module_summary(m) -> dict:
         "file": m.file,
         "module": m.name,
         "size": m.size,
+        "stored_size": m.stored_size,
         "compressed": m.compressed,
         "md5": m.md5.hex(),
         "chunks": [c.to_dict() for c in m.chunks],
@@ -68,6 +69,7 @@ def module_summary_json(m) -> str:
         '{"file":', encode_basestring(m.file),
         ',"module":', q[m.name],
         ',"size":', str(m.size),
+        ',"stored_size":', str(m.stored_size),
         ',"compressed":', "true" if m.compressed else "false",
         ',"md5":"', m.md5.hex(),
         '","chunks":[', ",".join(['{"id":%s,"offset":%d,"size":%d}'

@@ -36,7 +36,8 @@ def show_module(m) -> str:
     head = [
         ("module", m.name),
         ("file", m.file),
-        ("size", f"{m.size} bytes" + (" (gzip-compressed on disk)" if m.compressed else "")),
+        ("size", f"{m.stored_size} bytes on disk, gzip-compressed ({m.size} bytes inflated)"
+         if m.compressed else f"{m.size} bytes"),
         ("md5", m.md5.hex()),
         ("compiler", m.compiler_version or "-"),
         ("options", display_term(m.compile_options) if m.compile_options else "-"),
