@@ -71,7 +71,7 @@ def test_diff_outputs():
         beams = sorted(f for f in os.listdir(v1) if f.endswith(".beam"))
         for b in beams:
             r = _cli("diff", os.path.join(v1, b), os.path.join(pairs, pair, "v2", b),
-                     "--format", "json", "--fail-on", "never")
+                     "--format", "json", "--fail-on", "never", "--show-code")
             assert r.returncode == 0, r.stderr
             validator.validate(json.loads(r.stdout))
             n += 1

@@ -289,3 +289,132 @@ def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
         strings_changed=old.strings != new.strings,
         chunks_changed=tuple(chunk_changes),
     )
+
+
+# ---------------------------------------------------------------------------
+# The instructions of a changed function, old against new
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CodeLine:
+    """One line of a code diff: ``op`` is ``" "`` (in both versions), ``"-"`` (old
+    only) or ``"+"`` (new only); ``text`` the instruction with its labels numbered
+    within the function (``L1``, ``L2``...; a label of another function as
+    ``Name/Arity:Ln``) and funs by name; ``line`` the source line it belongs to (the
+    last ``line`` instruction before it, in its version; None without one)."""
+
+    op: str
+    text: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class CodeHunk:
+    """A run of changed instructions with up to three unchanged ones around it; starts
+    count instructions (labels included, line instructions not) from 1."""
+
+    old_start: int
+    old_count: int
+    new_start: int
+    new_count: int
+    lines: tuple[CodeLine, ...]
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """The instruction-level diff of one changed function."""
+
+    function: str
+    file: str | None     # the source file of its first line, in the new version
+    hunks: tuple[CodeHunk, ...]
+
+
+def _shown_value(v, labels: dict, ctx: ModuleContext):
+    """``v`` with labels and funs replaced by their normalised display forms (strings,
+    which :func:`beaminspect.code.disasm.format_value` shows as they are)."""
+    t = type(v)
+    if t is Label:
+        here = labels.get(v.number)
+        if here is not None:
+            return f"{{f,L{here + 1}}}"
+        place = ctx.label_places.get(v.number)
+        return f"{{f,{place[0]}:L{place[1] + 1}}}" if place else str(v)
+    if t is FunRef:
+        return f"{{fun,{v.name}/{v.arity}}}"
+    if t is tuple:
+        return tuple(_shown_value(x, labels, ctx) for x in v)
+    return v
+
+
+def _shown(fn: Function, ctx: ModuleContext) -> tuple[list, list, str | None]:
+    """The display text and source line of each instruction :func:`normalise` keeps,
+    in the same order, and the source file of the function's first line."""
+    from beaminspect.code.disasm import format_value
+    labels = {n: i for i, n in enumerate(fn.labels)}
+    texts, where = [], []
+    line = None
+    first_file = None
+    for ins in fn.instructions:
+        name = ins.name
+        if name in LINE_OPS:
+            for v in ins.values:
+                if type(v) is Loc:
+                    line = v.line
+                    first_file = first_file or v.file
+            continue
+        if name == "label":
+            texts.append(f"L{labels[ins.values[0]] + 1}:" if ins.values[0] in labels
+                         else f"label {ins.values[0]}")
+        else:
+            values = ins.values
+            shown = [format_value(a, _shown_value(v, labels, ctx))
+                     for a, v in zip(ins.args, values)]
+            if name == "call_fun2" and values and type(values[0]) is int \
+                    and values[0] in ctx.lambdas:
+                lam = ctx.lambdas[values[0]]
+                shown[0] = f"{{fun,{lam[0]}/{lam[1]}}}"
+            texts.append(" ".join([name, *shown]))
+        where.append(line)
+    # The function's first label and func_info come before its first line instruction.
+    first = next((w for w in where if w is not None), None)
+    for i, w in enumerate(where):
+        if w is not None:
+            break
+        where[i] = first
+    return texts, where, first_file
+
+
+def function_code(old: Function, new: Function, old_ctx: ModuleContext,
+                  new_ctx: ModuleContext, context: int = 3) -> FunctionCode:
+    """The unified diff of two versions of a function's instructions, compared as
+    :func:`normalise` compares them (so it shows what made the function ``changed``)."""
+    import difflib
+    a, b = normalise(old, old_ctx).body, normalise(new, new_ctx).body
+    ta, wa, _ = _shown(old, old_ctx)
+    tb, wb, file = _shown(new, new_ctx)
+    hunks = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        lines = []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                lines += [CodeLine(" ", tb[j], wb[j]) for j in range(j1, j2)]
+                continue
+            lines += [CodeLine("-", ta[i], wa[i]) for i in range(i1, i2)]
+            lines += [CodeLine("+", tb[j], wb[j]) for j in range(j1, j2)]
+        first, last = group[0], group[-1]
+        hunks.append(CodeHunk(first[1] + 1, last[2] - first[1], first[3] + 1,
+                              last[4] - first[3], tuple(lines)))
+    return FunctionCode(new.mfa, file, tuple(hunks))
+
+
+def code_diff(old: BeamModule, new: BeamModule, d: ModuleDiff | None = None,
+              context: int = 3) -> tuple[FunctionCode, ...]:
+    """The instruction-level diff of every function ``changed`` between ``old`` and
+    ``new`` (``d``, their :func:`diff_modules`, is computed when not given)."""
+    d = d or diff_modules(old, new)
+    old_fns = {f.mfa: f for f in old.functions}
+    new_fns = {f.mfa: f for f in new.functions}
+    oc, nc = ModuleContext.of(old), ModuleContext.of(new)
+    return tuple(function_code(old_fns[f.mfa], new_fns[f.mfa], oc, nc, context)
+                 for f in d.functions if f.status == "changed")

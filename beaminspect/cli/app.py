@@ -288,9 +288,14 @@ def diff(
     node: Node = None,
     cookie: Cookie = None,
     timeout: Timeout = 15.0,
+    show_code: Annotated[bool, typer.Option("--show-code",
+                                            help="For each changed function, a unified "
+                                                 "diff of its instructions with their "
+                                                 "source lines (labels numbered within "
+                                                 "the function).")] = False,
 ) -> None:
     """Predict what hot-loading NEW over OLD changes and breaks."""
-    _exit(commands.diff, old, new, fmt, fail_on, otp, _node(node, cookie, timeout))
+    _exit(commands.diff, old, new, fmt, fail_on, otp, _node(node, cookie, timeout), show_code)
 
 
 @_command("Check an upgrade from release OLD to release NEW.")

@@ -246,9 +246,10 @@ def disasm(paths, function: tuple | None, as_json: bool, jobs: int | None) -> in
 # ---------------------------------------------------------------------------
 
 def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
-         otp: int | None = None, node=None) -> int:
+         otp: int | None = None, node=None, show_code: bool = False) -> int:
     """``beaminspect diff``: the report of hot-loading NEW over OLD; with ``node``
-    (a :class:`NodeOptions`), checked against what that node runs."""
+    (a :class:`NodeOptions`), checked against what that node runs; with ``show_code``,
+    the instruction-level diff of each changed function."""
     import dataclasses
 
     from beaminspect.analysis.hotload import analyse, max_severity_at_least
@@ -260,6 +261,10 @@ def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
         a = load(old).decode_all()
         b = load(new).decode_all()
         report = analyse(a, b, running_otp=otp)
+        code = None
+        if show_code:
+            from beaminspect.analysis.diff import code_diff
+            code = code_diff(a, b, report.diff)
     except BeamError as e:
         typer.echo(error_line(e), err=True)
         return EXIT_BAD_INPUT
@@ -271,11 +276,11 @@ def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
         report = dataclasses.replace(report, findings=report.findings + live.findings)
     if fmt == "json":
         from beaminspect.render.json_out import dumps
-        typer.echo(dumps(diff_out.report_dict(report, live)))
+        typer.echo(dumps(diff_out.report_dict(report, live, code)))
     elif fmt == "markdown":
-        typer.echo(diff_out.render_markdown(report, live))
+        typer.echo(diff_out.render_markdown(report, live, code))
     else:
-        typer.echo(diff_out.render_text(report, live))
+        typer.echo(diff_out.render_text(report, live, code))
     failed = fail_on != "never" and max_severity_at_least(report, fail_on)
     return EXIT_FINDINGS if failed else EXIT_OK
 

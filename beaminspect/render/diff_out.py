@@ -13,8 +13,31 @@ from beaminspect.terms import to_json
 SCHEMA_VERSION = 1
 
 
-def report_dict(report, live=None) -> dict:
-    """The ``beaminspect diff --format json`` object (schema in the README)."""
+def code_dict(code) -> list:
+    """The ``code`` member: :func:`beaminspect.analysis.diff.code_diff` as JSON."""
+    return [{"function": fc.function, "file": fc.file,
+             "hunks": [{"old_start": h.old_start, "old_count": h.old_count,
+                        "new_start": h.new_start, "new_count": h.new_count,
+                        "lines": [{"op": ln.op, "text": ln.text, "line": ln.line}
+                                  for ln in h.lines]} for h in fc.hunks]}
+            for fc in code]
+
+
+def code_lines(fc) -> list[str]:
+    """One changed function as a unified diff: each instruction after its source line
+    (blank when it has none)."""
+    out = [f"--- {fc.function} (old)", f"+++ {fc.function} (new)"
+           + (f" {fc.file}" if fc.file else "")]
+    for h in fc.hunks:
+        out.append(f"@@ -{h.old_start},{h.old_count} +{h.new_start},{h.new_count} @@")
+        out += [f"{ln.op}{'' if ln.line is None else ln.line:>6}  {ln.text}" for ln in h.lines]
+    return out
+
+
+def report_dict(report, live=None, code=None) -> dict:
+    """The ``beaminspect diff --format json`` object (schema in the README); ``code``,
+    the module's :func:`~beaminspect.analysis.diff.code_diff`, adds the ``code``
+    member."""
     d = report.diff
     out = {
         "schema": SCHEMA_VERSION,
@@ -44,6 +67,8 @@ def report_dict(report, live=None) -> dict:
     if live is not None:
         from beaminspect.render.live_out import live_dict
         out["live"] = live_dict(live)
+    if code is not None:
+        out["code"] = code_dict(code)
     return out
 
 
@@ -66,7 +91,7 @@ def _summary(report) -> list[str]:
     return lines
 
 
-def render_text(report, live=None) -> str:
+def render_text(report, live=None, code=None) -> str:
     d = report.diff
     out = _summary(report)
     if report.findings:
@@ -110,6 +135,10 @@ def render_text(report, live=None) -> str:
     if live is not None:
         from beaminspect.render.live_out import live_text
         out += live_text(live)
+    if code:
+        out += ["", "Code of the changed functions (labels numbered within each function)"]
+        for fc in code:
+            out += [""] + code_lines(fc)
     return "\n".join(out)
 
 
@@ -117,7 +146,16 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
-def render_markdown(report, live=None) -> str:
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``."""
+    run = longest = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
+def render_markdown(report, live=None, code=None) -> str:
     d = report.diff
     out = [f"### `{d.module}`: hot-load report", ""]
     out += [f"- {line}" for line in _summary(report)[1:]]
@@ -137,4 +175,15 @@ def render_markdown(report, live=None) -> str:
     if live is not None:
         from beaminspect.render.live_out import live_markdown
         out += live_markdown(live)
+    for fc in code or ():
+        body = "\n".join(code_lines(fc))
+        fence = _fence(body)
+        changed = sum(1 for h in fc.hunks for ln in h.lines if ln.op != " ")
+        out += ["", f"<details><summary>Code of <code>{_html(fc.function)}</code> "
+                f"({changed} instructions differ)</summary>", "",
+                fence + "diff", body, fence, "", "</details>"]
     return "\n".join(out)
+
+
+def _html(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
