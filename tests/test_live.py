@@ -38,6 +38,7 @@ TARGET = os.path.join(ROOT, "tests", "live", "target.escript")
 HOST = socket.gethostname().split(".")[0]
 DIFF_SCHEMA = json.loads(open(os.path.join(ROOT, "schemas", "diff.schema.json")).read())
 GATE_SCHEMA = json.loads(open(os.path.join(ROOT, "schemas", "gate.schema.json")).read())
+LIVE_SCHEMA = json.loads(open(os.path.join(ROOT, "schemas", "live.schema.json")).read())
 
 #: Scenario pairs whose processes the node runs; Elixir ones need Elixir on the host.
 SCENARIOS = ["local_loop_killed", "external_loop_survives", "blocked_in_call",
@@ -180,6 +181,7 @@ def test_live_reports_modules_and_processes():
         assert r.returncode == 0, r.stderr
         assert n.cookie not in r.stdout + r.stderr
         doc = json.loads(r.stdout)
+        jsonschema.validate(doc, LIVE_SCHEMA)
         import beaminspect
         want = beaminspect.load(n.v1).md5.hex()
         mods = {m["module"]: m for m in doc["modules"]}

@@ -1,6 +1,7 @@
 """Every JSON format the command line writes validates against its schema in schemas/:
 show, disasm and check (JSON Lines, one object per file) over every bundled beam and a
-sample of OTP's, diff over the scenario pairs, gate over two releases."""
+sample of OTP's, diff over the scenario pairs, kinds; gate (tests/test_gate.py), live
+(tests/test_live.py) and SARIF against the official schema (tests/test_sarif.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _lines(out: str) -> list[dict]:
 def test_every_schema_is_a_valid_schema():
     names = sorted(f[:-len(".schema.json")] for f in os.listdir(SCHEMAS)
                    if f.endswith(".schema.json"))
-    assert names == ["check", "diff", "disasm", "gate", "show"]
+    assert names == ["check", "diff", "disasm", "gate", "kinds", "live", "show"]
     for n in names:
         jsonschema.Draft202012Validator.check_schema(_schema(n))
 
@@ -76,3 +77,12 @@ def test_diff_outputs():
             validator.validate(json.loads(r.stdout))
             n += 1
     assert n >= 20
+
+
+def test_kinds_output():
+    from beaminspect.analysis.findings import REGISTRY
+    r = _cli("kinds", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.Draft202012Validator(_schema("kinds")).validate(doc)
+    assert [k["kind"] for k in doc] == [k.name for k in REGISTRY]
