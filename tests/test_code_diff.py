@@ -84,11 +84,6 @@ def test_labels_that_moved_do_not_show_as_changes():
     assert moved > 0
 
 
-def test_markdown_fence_outlasts_backticks():
-    assert diff_out._fence("move {atom,'a``b'} {x,0}") == "```"
-    assert diff_out._fence("a ``` b") == "````"
-
-
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "beaminspect", "diff", *args,
                            "--fail-on", "never"], capture_output=True, text=True, timeout=300)
@@ -112,3 +107,19 @@ def test_cli_formats():
     jsonschema.Draft202012Validator(schema).validate(doc)
     assert [c["function"] for c in doc["code"]] == doc["functions"]["changed"]
     assert "code" not in json.loads(_cli(v1, v2, "--format", "json").stdout)
+
+
+def test_diff_markdown_escapes_messages():
+    """Messages name functions and atoms (code_change/3, '-f/1-fun-0-'): in the findings
+    table their underscores, angle brackets and pipes stay text."""
+    from beaminspect.analysis.hotload import analyse
+    old, new, _ = _pair("gen_server_state_change")
+    report = analyse(old, new)
+    assert any("_" in f.message for f in report.findings)
+    out = diff_out.render_markdown(report)
+    rows = [ln for ln in out.splitlines() if ln.startswith("| ") and "| message |" not in ln]
+    rows = [r for r in rows if r.split(" | ")[0] in ("| error", "| warning", "| info")]
+    assert len(rows) == len(report.findings)
+    for r in rows:
+        message = r.split(" | ", 3)[3]
+        assert "_" not in message.replace("\\_", "") and "<" not in message

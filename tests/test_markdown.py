@@ -9,6 +9,7 @@ import pytest
 
 from beaminspect.release.gate import compare_releases
 from beaminspect.render import gate_out
+from beaminspect.render import markdown as md
 from otp import otp
 
 from test_gate import shop  # noqa: F401  (the fixture)
@@ -58,10 +59,14 @@ def test_the_cap_counts_what_it_leaves_out(shop, limit):  # noqa: F811
 
 
 def test_table_cells_cannot_break_the_table():
-    cell = gate_out._md("a|b <script> *x* _y_ `z` [l](u)\nnext")
+    cell = md.escape("a|b <script> *x* _y_ `z` [l](u)\nnext")
     assert "|" not in cell.replace("\\|", "")
     assert "<" not in cell and "\n" not in cell
-    assert gate_out._code("we`ird") == "`` we`ird ``"
+    assert md.code("we`ird") == "`` we`ird ``"
+    assert md.code("a``b") == "``` a``b ```"      # a fence longer than any run in it
+    assert md.code("'x|y'") == "`'x\\|y'`"
+    assert md.fence("move {atom,'a``b'} {x,0}") == "```"
+    assert md.fence("a ```` b") == "`````"
 
 
 @pytest.mark.slow

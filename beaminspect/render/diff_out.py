@@ -7,6 +7,7 @@ from tabulate import tabulate
 
 from beaminspect.analysis.diff import STATUSES
 from beaminspect.analysis.findings import MODULE_FIELDS
+from beaminspect.render import markdown as md
 from beaminspect.terms import to_json
 
 #: Version of the JSON schema below; bumped on any incompatible change.
@@ -142,34 +143,20 @@ def render_text(report, live=None, code=None) -> str:
     return "\n".join(out)
 
 
-def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
-
-
-def _fence(text: str) -> str:
-    """A code fence longer than any run of backticks in ``text``."""
-    run = longest = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    return "`" * max(3, longest + 1)
-
-
 def render_markdown(report, live=None, code=None) -> str:
     d = report.diff
-    out = [f"### `{d.module}`: hot-load report", ""]
+    out = [f"### {md.code(d.module)}: hot-load report", ""]
     out += [f"- {line}" for line in _summary(report)[1:]]
     if report.findings:
         out += ["", "| severity | kind | function | message |", "|---|---|---|---|"]
         for f in report.findings:
-            out.append(f"| {f.severity} | `{f.kind}` | {('`' + f.function + '`') if f.function else '-'}"
-                       f" | {_md_escape(f.message)} |")
+            out.append(f"| {f.severity} | {md.code(f.kind)} | {md.code(f.function)} | {md.escape(f.message)} |")
     changed = [f for f in d.functions if f.status != "unchanged"]
     if changed:
         out += ["", "<details><summary>Functions</summary>", "",
                 "| function | status | old entry | new entry |", "|---|---|---|---|"]
         for f in changed:
-            out.append(f"| `{f.mfa}` | {f.status} | {f.old_entry if f.old_entry is not None else '-'}"
+            out.append(f"| {md.code(f.mfa)} | {f.status} | {f.old_entry if f.old_entry is not None else '-'}"
                        f" | {f.new_entry if f.new_entry is not None else '-'} |")
         out += ["", "</details>"]
     if live is not None:
@@ -177,11 +164,11 @@ def render_markdown(report, live=None, code=None) -> str:
         out += live_markdown(live)
     for fc in code or ():
         body = "\n".join(code_lines(fc))
-        fence = _fence(body)
+        ticks = md.fence(body)
         changed = sum(1 for h in fc.hunks for ln in h.lines if ln.op != " ")
         out += ["", f"<details><summary>Code of <code>{_html(fc.function)}</code> "
                 f"({changed} instructions differ)</summary>", "",
-                fence + "diff", body, fence, "", "</details>"]
+                ticks + "diff", body, ticks, "", "</details>"]
     return "\n".join(out)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from beaminspect._version import __version__
 from beaminspect.analysis.diff import STATUSES
 from beaminspect.analysis.findings import KINDS, Kind
+from beaminspect.render import markdown as md
 
 #: Version of the JSON document; bumped on any incompatible change.
 SCHEMA_VERSION = 1
@@ -139,24 +140,6 @@ def render_text(report, fail_on: str = "error", live=None) -> str:
 #: GitHub refuses a comment body over 65,536 characters; the Markdown report stays under
 #: this, with room for what a CI job adds around it.
 MARKDOWN_LIMIT = 60_000
-_MD_SPECIAL = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ",
-                             "*": "\\*", "_": "\\_", "`": "\\`", "[": "\\[", "]": "\\]",
-                             "\\": "\\\\", "#": "\\#"})
-
-
-def _md(s: str) -> str:
-    """Text in a Markdown table cell: nothing in it is taken for markup."""
-    return s.translate(_MD_SPECIAL)
-
-
-def _code(s: str | None) -> str:
-    """A name as inline code (a name holding backticks gets a longer fence)."""
-    if not s:
-        return "-"
-    s = s.replace("|", "\\|").replace("\n", " ")
-    fence = "``" if "`" in s else "`"
-    pad = " " if "`" in s else ""
-    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 class _Budget:
@@ -214,7 +197,7 @@ def render_markdown(report, fail_on: str = "error", live=None,
         b.add(f"<details><summary>Applications ({len(apps)} version changes)</summary>")
         b.add("")
         _md_table(b, "| application | old | new |\n|---|---|---|",
-                  [f"| {_code(a)} | {_md(o)} | {_md(n)} |" for a, o, n in apps], reserve)
+                  [f"| {md.code(a)} | {md.escape(o)} | {md.escape(n)} |" for a, o, n in apps], reserve)
         b.add("")
         b.add("</details>")
     groups: dict[tuple[str, str], list] = {}
@@ -228,13 +211,13 @@ def render_markdown(report, fail_on: str = "error", live=None,
         tail = limit // 4
     b.limit = limit - tail
     for (sev, kind), items in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
-        opening = (f"\n<details><summary><b>{sev}</b> {_code(kind)} ({len(items)}): "
-                   f"{_md(KINDS[kind].summary)}</summary>\n")
+        opening = (f"\n<details><summary><b>{sev}</b> {md.code(kind)} ({len(items)}): "
+                   f"{md.escape(KINDS[kind].summary)}</summary>\n")
         if not b.fits(opening, reserve + 200):
             left_out += len(items)
             continue
         b.add(opening)
-        rows = [f"| {_code(f.module)} | {_code(f.function)} | {_md(f.message)} |" for f in items]
+        rows = [f"| {md.code(f.module)} | {md.code(f.function)} | {md.escape(f.message)} |" for f in items]
         missed = _md_table(b, "| module | function | message |\n|---|---|---|", rows,
                            reserve + 20)
         shown += len(items) - missed
@@ -246,13 +229,13 @@ def render_markdown(report, fail_on: str = "error", live=None,
     if report.dep_mods:
         sections.append((f"Load order ({len(report.dep_mods)} modules with DepMods)",
                          "| module | load after |\n|---|---|",
-                         [f"| {_code(m)} | {', '.join(_code(x) for x in d)} |"
+                         [f"| {md.code(m)} | {', '.join(md.code(x) for x in d)} |"
                           for m, d in report.dep_mods.items()]))
     changed = [ch for st in ("added", "removed", "changed") for ch in report.by_status(st)]
     if changed:
         sections.append((f"Modules ({len(changed)} not unchanged)",
                          "| module | status | application |\n|---|---|---|",
-                         [f"| {_code(ch.name)} | {ch.status} | {_code(ch.app)} |"
+                         [f"| {md.code(ch.name)} | {ch.status} | {md.code(ch.app)} |"
                           for ch in changed]))
     live_text = ""
     if live is not None:
