@@ -35,7 +35,8 @@ def _validate(doc: dict) -> None:
 def _github_ready(doc: dict) -> list[str]:
     """What GitHub code scanning needs to annotate a result (its SARIF support page):
     the tool's name, rules with descriptions and help, and per result a ruleId, a
-    message, a relative artifact URI, a start line, and partialFingerprints."""
+    message, at least one location with a relative artifact URI and a start line, and
+    partialFingerprints."""
     problems = []
     run = doc["runs"][0]
     if not run["tool"]["driver"].get("name"):
@@ -49,6 +50,8 @@ def _github_ready(doc: dict) -> list[str]:
             problems.append("a result without ruleId or message")
         if not res.get("partialFingerprints"):
             problems.append(f"{res['ruleId']}: no partialFingerprints")
+        if not res.get("locations"):
+            problems.append(f"{res['ruleId']}: no location")
         for loc in res.get("locations", []):
             phys = loc["physicalLocation"]
             uri = phys["artifactLocation"]["uri"]
@@ -112,6 +115,40 @@ def test_without_the_sources_findings_keep_the_beam(shop, tmp_path):  # noqa: F8
     for res in doc["runs"][0]["results"]:
         for loc in res.get("locations", []):
             assert "region" not in loc["physicalLocation"]
+
+
+def test_dependencies_point_at_the_manifest(shop, tmp_path):  # noqa: F811
+    """No source in the checkout (every module a dependency's): each finding is on the
+    project's manifest, line 1, where the dependencies are declared; the beam or appup
+    stays a related location."""
+    _, _, r = shop
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "rebar.config").write_text("{deps, [shop]}.\n")
+    doc = gate_out.render_sarif(r, source_locations(r, str(project)))
+    _validate(doc)
+    assert _github_ready(doc) == []
+    for res in doc["runs"][0]["results"]:
+        (loc,) = res["locations"]
+        assert loc["physicalLocation"]["artifactLocation"]["uri"] == "rebar.config"
+        assert loc["physicalLocation"]["region"]["startLine"] == 1
+        related = res["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        assert related.endswith((".beam", ".appup"))
+
+
+def test_a_release_built_in_the_checkout(shop):  # noqa: F811
+    """The release under the source root (CI builds into the checkout's _build): a
+    finding whose source is not found points at its beam or appup, relative to the
+    root."""
+    old, new, r = shop
+    root = os.path.dirname(str(new))
+    doc = gate_out.render_sarif(r, source_locations(r, root))
+    _validate(doc)
+    assert _github_ready(doc) == []
+    uris = [res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for res in doc["runs"][0]["results"]]
+    assert any(u.endswith(".beam") for u in uris)
+    assert not any(u.startswith("/") for u in uris)
 
 
 def test_fingerprints_are_stable_and_distinct(shop, repo):  # noqa: F811

@@ -15,8 +15,12 @@ relative to the repository (``source_root``, the current directory by default):
 
 An appup finding points at the application's ``.appup`` (or ``.appup.src``) in the root.
 
-Nothing is found for a source that is not under the root in any of these ways: the
-finding keeps the beam (or appup) as its location.
+A finding whose source is not under the root in any of these ways (a dependency's
+module, a release-level finding) points at the file it was found in when that is under
+the root (a release built in the checkout's ``_build``), else at the project's manifest
+(``rebar.config``, ``mix.exs``, ``erlang.mk``, ``relx.config`` at the root: where its
+dependencies and release are declared), line 1; with none of these, it keeps the beam
+(or appup) as its location.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = ["SourceLocation", "source_locations"]
 
 #: Directories that hold build outputs or other projects, never the sources searched.
 _SKIP_DIRS = frozenset({"_build", "deps", "node_modules", "ebin", "priv"})
+#: The files that declare a project's dependencies and release, at the source root.
+MANIFESTS = ("rebar.config", "mix.exs", "erlang.mk", "relx.config")
 #: At most this many directory entries are looked at when searching by file name.
 _SEARCH_LIMIT = 200_000
 
@@ -60,6 +66,19 @@ class _Finder:
                 if seen > _SEARCH_LIMIT:
                     break
         return self._by_name
+
+    def under_root(self, path: str) -> str | None:
+        """``path`` relative to the root when it is a file under it (an archive member,
+        ``x.tar.gz!lib/...``, by its archive)."""
+        archive, sep, _member = path.partition("!")
+        real = os.path.realpath(archive if sep else path)
+        if real.startswith(self.root + os.sep) and os.path.isfile(real):
+            return os.path.relpath(real, self.root).replace(os.sep, "/")
+        return None
+
+    def manifest(self) -> str | None:
+        return next((m for m in MANIFESTS if os.path.isfile(os.path.join(self.root, m))),
+                    None)
 
     def find(self, source: str) -> str | None:
         if os.path.isabs(source):
@@ -99,46 +118,56 @@ def source_locations(report, source_root: str | None = None) -> dict:
     out: dict = {}
     cache: dict = {}
     for f in report.findings:
-        if f.location and f.location.endswith(".appup"):
-            # an appup finding points at the appup (or the .appup.src it is made from)
-            name = f.location.replace("\\", "/").rsplit("/", 1)[-1]
-            path = finder.find(name) or finder.find(name + ".src")
-            if path is not None:
-                out[(f.module, f.function, f.location)] = SourceLocation(path, None)
+        key = (f.module, f.function, f.location)
+        if key in out:
             continue
-        if not f.module or (f.module, f.function, f.location) in out:
-            continue
-        if f.module not in cache:
-            src = report.new.modules.get(f.module) or report.old.modules.get(f.module)
-            m = None
-            if src is not None:
-                try:
-                    m = load(src.read(), file=src.path)
-                except BeamError:
-                    m = None
-            cache[f.module] = m
-        m = cache[f.module]
-        if m is None:
-            continue
-        fa = _split(f.function, f.module)
-        line = None
-        source = m.source
-        if fa is not None:
-            try:
-                fn = m.function(*fa)
-            except BeamError:
-                fn = None
-            if fn is not None and fn.lines:
-                line = fn.lines[0]
-                if source is None:
-                    loc = next((v for ins in fn.instructions if ins.name == "line"
-                                for v in ins.values if hasattr(v, "file")), None)
-                    source = getattr(loc, "file", None)
-        if source is None and m.line_table is not None and m.line_table.names:
-            # names[0] is the module's own file; an Elixir module's is named after it
-            names = m.line_table.names
-            source = names[1] if len(names) > 1 else names[0]
-        path = finder.find(source)
-        if path is not None:
-            out[(f.module, f.function, f.location)] = SourceLocation(path, line)
+        found = _source_location(f, report, finder, cache)
+        if found is None:
+            path = (f.location and finder.under_root(f.location)) or finder.manifest()
+            found = SourceLocation(path, None) if path else None
+        if found is not None:
+            out[key] = found
     return out
+
+
+def _source_location(f, report, finder: _Finder, cache: dict) -> SourceLocation | None:
+    """The source file (and function line) of finding ``f``, when it is in the root."""
+    if f.location and f.location.endswith(".appup"):
+        # an appup finding points at the appup (or the .appup.src it is made from)
+        name = f.location.replace("\\", "/").rsplit("/", 1)[-1]
+        path = finder.find(name) or finder.find(name + ".src")
+        return SourceLocation(path, None) if path is not None else None
+    if not f.module:
+        return None
+    if f.module not in cache:
+        src = report.new.modules.get(f.module) or report.old.modules.get(f.module)
+        m = None
+        if src is not None:
+            try:
+                m = load(src.read(), file=src.path)
+            except BeamError:
+                m = None
+        cache[f.module] = m
+    m = cache[f.module]
+    if m is None:
+        return None
+    fa = _split(f.function, f.module)
+    line = None
+    source = m.source
+    if fa is not None:
+        try:
+            fn = m.function(*fa)
+        except BeamError:
+            fn = None
+        if fn is not None and fn.lines:
+            line = fn.lines[0]
+            if source is None:
+                loc = next((v for ins in fn.instructions if ins.name == "line"
+                            for v in ins.values if hasattr(v, "file")), None)
+                source = getattr(loc, "file", None)
+    if source is None and m.line_table is not None and m.line_table.names:
+        # names[0] is the module's own file; an Elixir module's is named after it
+        names = m.line_table.names
+        source = names[1] if len(names) > 1 else names[0]
+    path = finder.find(source) if source else None
+    return SourceLocation(path, line) if path is not None else None
