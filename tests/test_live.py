@@ -46,6 +46,23 @@ SCENARIOS = ["local_loop_killed", "external_loop_survives", "blocked_in_call",
              "record_in_state", "ex_blocked"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def epmd():
+    """The host's epmd, which every test node registers with: ``erl -sname`` starts it,
+    but a node that turns distribution on from inside (net_kernel:start/1, as the
+    scenario node does) needs it running already.  Stopped afterwards if started here
+    (epmd refuses while a node is still registered, which is then left as it is)."""
+    epmd = shutil.which("epmd")
+    if epmd is None:
+        pytest.skip("epmd is not on PATH: the live tests' nodes need it")
+    running = subprocess.run([epmd, "-names"], capture_output=True, timeout=10).returncode == 0
+    if not running:
+        subprocess.run([epmd, "-daemon"], check=True, timeout=10)
+    yield
+    if not running:
+        subprocess.run([epmd, "-kill"], capture_output=True, timeout=10)
+
+
 def _beams(pair: str) -> tuple[str, str]:
     v1 = os.path.join(PAIRS, pair, "v1")
     name = next(f for f in sorted(os.listdir(v1)) if f.endswith(".beam"))
@@ -82,11 +99,18 @@ class Node:
         self.procs = {_key(p["pid"]): p["label"] for p in ready["procs"]}
 
     def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            err = self.proc.stderr.read()
-            raise AssertionError(f"the test node stopped: {err[-500:]}")
-        return json.loads(line)
+        """The node's next JSON line; its logger's reports, which go to the same
+        output, are kept for the error if the node stops."""
+        other = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read()
+                raise AssertionError("the test node stopped: "
+                                     + ("".join(other) + err)[-800:])
+            if line.startswith("{"):
+                return json.loads(line)
+            other.append(line)
 
     def command(self, what: str) -> dict:
         self.proc.stdin.write(what + "\n")
