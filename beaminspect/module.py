@@ -17,6 +17,7 @@ from beaminspect.errors import BeamWarning, FormatError
 from beaminspect.format.md5 import module_md5
 from beaminspect.format.reader import read_file
 from beaminspect.terms import Atom
+from beaminspect.terms.etf import tuple_head_atoms
 
 if TYPE_CHECKING:  # pragma: no cover
     from beaminspect.code.disasm import Function
@@ -219,6 +220,17 @@ class BeamModule:
         if value is None:
             value = self._term_chunk("Abst")
         return value
+
+    @cached_property
+    def debug_info_backend(self) -> str | None:
+        """The backend that wrote the ``Dbgi`` chunk (``erl_abstract_code``,
+        ``elixir_erl``...), read from the chunk's first bytes without decoding the rest;
+        None without a readable ``Dbgi`` chunk."""
+        view = self._view("Dbgi", required=False)
+        if view is None:
+            return None
+        head = tuple_head_atoms(view, 2)
+        return head[1] if head is not None and head[0] == "debug_info_v1" else None
 
     @cached_property
     def abstract_code(self) -> list | None:

@@ -48,3 +48,20 @@ def test_struct_fields_and_defaults(build):
 
 def test_erlang_modules_have_no_elixir_facts():
     assert elixir_facts(beaminspect.load(SAMPLES / "ebin" / "bi_server.beam")) is None
+
+
+def test_debug_info_backend_read_from_the_head_matches_the_whole_chunk():
+    """The backend read from the first bytes of ``Dbgi`` (what keeps Erlang modules'
+    abstract code from being decoded in the Elixir analysis) is the one the decoded
+    chunk names, on every bundled sample and on the host's OTP and Elixir beams."""
+    from corpus import all_beams
+    seen = set()
+    for path in all_beams()[::3]:
+        m = beaminspect.load(path)
+        dbgi = m.debug_info
+        whole = str(dbgi[1]) if isinstance(dbgi, tuple) and len(dbgi) == 3 \
+            and dbgi[0] == "debug_info_v1" else None
+        assert m.debug_info_backend == whole, path
+        seen.add(whole)
+    assert {"erl_abstract_code", "elixir_erl"} <= seen or not any(
+        "/elixir/" in p for p in all_beams())

@@ -162,6 +162,10 @@ def elixir_facts(m: BeamModule) -> ElixirFacts | None:
     """The Elixir facts of ``m``, or None without Elixir debug info (see the module
     docstring).  A debug info chunk that cannot be decoded also gives None."""
     try:
+        # The backend first, from the chunk's head: an Erlang module's abstract code is
+        # never decoded here.
+        if m.debug_info_backend != "elixir_erl":
+            return None
         dbgi = m.debug_info
     except BeamError:
         return None

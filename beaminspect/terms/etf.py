@@ -120,6 +120,50 @@ def decode_at(buf, pos: int = 0, *, file: str | None = None, chunk: str | None =
     return _decode_large(buf, pos, stop, max_depth, file, chunk, base_offset)
 
 
+def tuple_head_atoms(data, count: int, *, peek: int = 1024) -> tuple[str, ...] | None:
+    """The first ``count`` elements of the tuple that the external term ``data`` holds,
+    when they are atoms; None when the term is not such a tuple or cannot be read.
+
+    Only the head is read: a compressed term has its first ``peek`` bytes inflated, so
+    telling a debug info chunk's backend (``{debug_info_v1, Backend, Data}``) costs
+    nothing like decoding its abstract code."""
+    if len(data) < 2 or data[0] != VERSION_MAGIC:
+        return None
+    if data[1] == COMPRESSED:
+        try:
+            head = zlib.decompressobj().decompress(bytes(data[6:6 + peek]), peek)
+        except zlib.error:
+            return None
+    else:
+        head = bytes(data[1:1 + peek])
+    if len(head) >= 2 and head[0] == SMALL_TUPLE_EXT:
+        arity, pos = head[1], 2
+    elif len(head) >= 5 and head[0] == LARGE_TUPLE_EXT:
+        arity, pos = _U32.unpack_from(head, 1)[0], 5
+    else:
+        return None
+    if arity < count:
+        return None
+    out = []
+    for _ in range(count):
+        if pos + 2 > len(head):
+            return None
+        tag = head[pos]
+        if tag in (SMALL_ATOM_EXT, SMALL_ATOM_UTF8_EXT):
+            n, pos = head[pos + 1], pos + 2
+        elif tag in (ATOM_EXT, ATOM_UTF8_EXT) and pos + 3 <= len(head):
+            n, pos = int.from_bytes(head[pos + 1:pos + 3], "big"), pos + 3
+        else:
+            return None
+        if pos + n > len(head):
+            return None
+        raw = head[pos:pos + n]
+        out.append(raw.decode("utf-8" if tag in (ATOM_UTF8_EXT, SMALL_ATOM_UTF8_EXT)
+                              else "latin-1", "replace"))
+        pos += n
+    return tuple(out)
+
+
 _GC_PAUSE_BYTES = 256 * 1024
 
 
