@@ -1,4 +1,4 @@
-"""Benchmark: ``beaminspect disasm --json`` against OTP's ``beam_disasm`` over every
+"""Benchmark: ``beaminspect disasm --json`` and the text listing against OTP's ``beam_disasm`` over every
 installed OTP and Elixir beam, each as a whole process (start-up included).  The anchor
 is ``beam_disasm:file/1`` on each file in turn, its result dropped (not kept in a list).
 
@@ -52,6 +52,7 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
 
 ANCHOR = "beam_disasm (erl)"
 OURS = "beaminspect disasm --json"
+TEXT = "beaminspect disasm (text)"
 
 
 def _beaminspect() -> str:
@@ -78,9 +79,9 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
     if shutil.which("erl") is None:
         raise RuntimeError("erl is not installed")
     exe = _beaminspect()
-    times: dict[str, list[float]] = {ANCHOR: [], OURS: []}
-    cpu: dict[str, list[float]] = {ANCHOR: [], OURS: []}
-    peak: dict[str, float] = {ANCHOR: 0.0, OURS: 0.0}
+    times: dict[str, list[float]] = {ANCHOR: [], OURS: [], TEXT: []}
+    cpu: dict[str, list[float]] = {ANCHOR: [], OURS: [], TEXT: []}
+    peak: dict[str, float] = {ANCHOR: 0.0, OURS: 0.0, TEXT: 0.0}
     with tempfile.TemporaryDirectory() as d:
         listing = os.path.join(d, "files.eterm")
         with open(listing, "w", encoding="utf-8") as f:
@@ -91,11 +92,14 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
                f"{{ok, [Files]}} = file:consult({_erl_string(listing)}), "
                "lists:foreach(fun(F) -> beam_disasm:file(F) end, Files), halt()."]
         ours = [exe, "disasm", "--json", *files]
+        text = [exe, "disasm", *files]
         if jobs is not None:
             ours[2:2] = ["-j", str(jobs)]
+            text[2:2] = ["-j", str(jobs)]
+        contenders = [(ANCHOR, erl), (OURS, ours), (TEXT, text)]
         for k in range(runs):
-            # Alternate which goes first, so neither always follows the other.
-            order = ((ANCHOR, erl), (OURS, ours)) if k % 2 == 0 else ((OURS, ours), (ANCHOR, erl))
+            # Rotate which goes first, so that none always follows another.
+            order = contenders[k % 3:] + contenders[:k % 3]
             for name, cmd in order:
                 wall, cpu_s, rss = timed(cmd)
                 times[name].append(wall)
@@ -110,9 +114,11 @@ def run(runs: int = 5, jobs: int | None = None) -> dict:
         "times": times,
         "median": median,
         "ratio": median[OURS] / median[ANCHOR],
+        "text_ratio": median[TEXT] / median[ANCHOR],
         "cpu": cpu,
         "median_cpu": median_cpu,
         "cpu_ratio": median_cpu[OURS] / median_cpu[ANCHOR],
+        "text_cpu_ratio": median_cpu[TEXT] / median_cpu[ANCHOR],
         "peak_mb": peak,
     }
 
@@ -132,7 +138,9 @@ def main() -> None:
     for name, times in r["times"].items():
         print(f"{name:<28}{statistics.median(times):>10.2f}{min(times):>10.2f}{max(times):>10.2f}"
               f"{r['median_cpu'][name]:>10.2f}{r['peak_mb'][name]:>10.0f}")
-    print(f"ratio beaminspect / beam_disasm: {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f})")
+    print(f"ratio beaminspect --json / beam_disasm: {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f})")
+    print(f"ratio beaminspect text / beam_disasm: {r['text_ratio']:.2f} "
+          f"(CPU {r['text_cpu_ratio']:.2f})")
 
 
 if __name__ == "__main__":

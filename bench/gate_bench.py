@@ -97,6 +97,22 @@ def _time(cmd: list[str], cwd=None) -> tuple[float, subprocess.CompletedProcess]
     return time.perf_counter() - t0, p
 
 
+def _time_rss(cmd: list[str], cwd=None) -> tuple[float, subprocess.CompletedProcess, float]:
+    """:func:`_time`, and the peak RSS in MB of the largest process of the run (its
+    workers are reaped by it, so ``wait4`` counts them)."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status),
+                                           out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
+    return elapsed, done, usage.ru_maxrss / 1024
+
+
 def run(runs: int = 5) -> dict:
     """Median wall-clock seconds of the gate and of cmp_dirs, and their ratio."""
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as d:
@@ -139,6 +155,73 @@ def run(runs: int = 5) -> dict:
         "cmp_dirs_median_s": round(e, 3),
         "ratio": round(g / e, 3),
     }
+
+
+ROOTS = Path(os.environ.get("BEAMINSPECT_ROOTS", "/var/cache/beaminspect/roots"))
+FUNDIFF = ROOT / "tools" / "fundiff.escript"
+
+
+def _root_lib(release: int) -> Path:
+    return ROOTS / f"otp{release}" / "usr" / "lib" / "erlang" / "lib"
+
+
+def trees_available() -> str | None:
+    """None when the two-trees row can run, else why not."""
+    for r in (27, 29):
+        if not _root_lib(r).is_dir():
+            return f"the OTP {r} root is not built (make oracles)"
+    if os.geteuid() != 0 or shutil.which("chroot") is None:
+        return "running OTP 29's beam_disasm in its root needs chroot as root"
+    return None
+
+
+def run_trees(runs: int = 3) -> dict:
+    """``beaminspect gate`` over OTP 27's and OTP 29's lib trees against OTP 29's own
+    function-by-function diff of the same module pairs (tools/fundiff.escript, which
+    disassembles both files of each differing pair with ``beam_disasm`` and compares
+    them function by function, in the OTP 29 root).  Medians of interleaved runs."""
+    old, new = _root_lib(27), _root_lib(29)
+    root29 = ROOTS / "otp29"
+    with tempfile.TemporaryDirectory(prefix="fundiff-", dir=root29 / "tmp") as d:
+        work = Path(d)
+        # OTP 29's VM sees only its root: OTP 27's beams are copied in, once.
+        for beam in glob.glob(str(old / "*" / "ebin" / "*.beam")):
+            rel = Path(beam).relative_to(old)
+            (work / "old" / rel.parent).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(beam, work / "old" / rel)
+        shutil.copyfile(FUNDIFF, work / "fundiff.escript")
+        inside = "/" + str(work.relative_to(root29))
+        erl_cmd = ["chroot", str(root29), "/usr/bin/env", "-i", "HOME=/tmp",
+                   "PATH=/usr/bin:/bin", "escript", f"{inside}/fundiff.escript",
+                   f"{inside}/old", "/usr/lib/erlang/lib"]
+        out = work / "gate.json"
+        gate_cmd = [_beaminspect(), "gate", str(old), str(new), "--format", "json", "-o",
+                    str(out), "--fail-on", "never"]
+        gate_times, erl_times = [], []
+        differ = None
+        rss = {"gate": 0.0, "erl": 0.0}
+        for k in range(runs):
+            for which in (("gate", "erl") if k % 2 == 0 else ("erl", "gate")):
+                t, p, mb = _time_rss(gate_cmd if which == "gate" else erl_cmd,
+                                     cwd=str(work) if which == "gate" else None)
+                rss[which] = max(rss[which], mb)
+                if which == "gate":
+                    if p.returncode != 0:
+                        raise RuntimeError(f"gate failed ({p.returncode}): {p.stderr}")
+                    gate_times.append(t)
+                else:
+                    if p.returncode != 0:
+                        raise RuntimeError(f"fundiff failed: {p.stderr[-2000:]}")
+                    erl_times.append(t)
+                    differ = len(p.stdout.splitlines())
+        import json
+        doc = json.loads(out.read_text())
+        changed_gate = doc["summary"]["modules"]["changed"]
+    g, e = statistics.median(gate_times), statistics.median(erl_times)
+    return {"name": "gate (two trees)", "changed_gate": changed_gate,
+            "fundiff_modules": differ, "runs": runs, "gate_median_s": round(g, 3),
+            "fundiff_median_s": round(e, 3), "ratio": round(g / e, 3),
+            "gate_peak_mb": round(rss["gate"], 1), "fundiff_peak_mb": round(rss["erl"], 1)}
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,10 @@ Rows (every contender of a row runs on the same files, in the same invocation):
   every contender's list for the pybeam comparison.
 * ``disasm``: ``beaminspect disasm --json`` against ``beam_disasm:file/1`` run file by
   file without keeping the results, measured by ``bench/disasm_bench.py``'s ``run()``.
-* ``gate``: see :func:`bench_gate`.
+* ``disasm`` (text): the text listing against the same anchor, in the same runs.
+* ``gate``: see :func:`bench_gate`; and, when the OTP 27 and 29 roots are built, the gate
+  over their two lib trees against OTP 29's own function-by-function diff of the same
+  module pairs (``tools/fundiff.escript``, ``beam_disasm`` on both files of each pair).
 * start-up: ``--version`` and ``show --json`` of one file.
 
 The corpus is every ``.beam`` of the installed OTP and Elixir, or the bundled samples
@@ -317,12 +320,25 @@ def bench_disasm(runs: int, jobs: int | None) -> tuple[list[dict], dict]:
                  f"{cpu[disasm_bench.ANCHOR]:.2f}")
     if not peak and after > before:
         note += f"; largest process of its runs: {after / 1024:.0f} MB"
-    return [{"row": "disasm --json vs beam_disasm:file/1", "files": r["files"],
+    rows = [{"row": "disasm --json vs beam_disasm:file/1", "files": r["files"],
              "beaminspect_s": ours, "anchor": "beam_disasm:file/1", "anchor_s": anchor,
              "ratio": r["ratio"], "cpu_ratio": r.get("cpu_ratio"),
              "beaminspect_rss_mb": peak.get(disasm_bench.OURS), "beaminspect_tree_mb": None,
              "anchor_rss_mb": peak.get(disasm_bench.ANCHOR), "anchor_tree_mb": None,
-             "note": note}], r
+             "note": note}]
+    if disasm_bench.TEXT in r["median"]:
+        text = r["median"][disasm_bench.TEXT]
+        rows.append({"row": "disasm (text) vs beam_disasm:file/1", "files": r["files"],
+                     "beaminspect_s": text, "anchor": "beam_disasm:file/1",
+                     "anchor_s": anchor, "ratio": r["text_ratio"],
+                     "cpu_ratio": r.get("text_cpu_ratio"),
+                     "beaminspect_rss_mb": peak.get(disasm_bench.TEXT),
+                     "beaminspect_tree_mb": None, "anchor_rss_mb": peak.get(disasm_bench.ANCHOR),
+                     "anchor_tree_mb": None,
+                     "note": f"from bench/disasm_bench.py; median CPU s "
+                             f"{cpu.get(disasm_bench.TEXT, 0):.2f} vs "
+                             f"{cpu.get(disasm_bench.ANCHOR, 0):.2f}"})
+    return rows, r
 
 
 # -- the gate row: hook ------------------------------------------------------
@@ -346,14 +362,32 @@ def bench_gate(runs: int) -> tuple[list[dict], dict]:
     except Exception as e:  # noqa: BLE001 - one row's failure must not lose the others
         return [], {"skipped": f"gate_bench.run failed: {type(e).__name__}: {e}"}
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return [{"row": "gate vs beam_lib:cmp_dirs/2", "files": r.get("modules"),
+    rows = [{"row": "gate vs beam_lib:cmp_dirs/2", "files": r.get("modules"),
              "beaminspect_s": r["gate_median_s"], "anchor": "beam_lib:cmp_dirs/2",
              "anchor_s": r["cmp_dirs_median_s"], "ratio": r["ratio"],
              "beaminspect_rss_mb": None, "beaminspect_tree_mb": None, "anchor_rss_mb": None,
              "anchor_tree_mb": None,
              "note": f"from bench/gate_bench.py; {r.get('replaced')} modules replaced, changed: "
                      f"gate {r.get('changed_gate')}, cmp_dirs {r.get('changed_cmp_dirs')}"
-                     + (f"; largest process {after / 1024:.0f} MB" if after > before else "")}], r
+                     + (f"; largest process {after / 1024:.0f} MB" if after > before else "")}]
+    why = gate_bench.trees_available()
+    if why is not None:
+        r["trees"] = {"skipped": why}
+        return rows, r
+    try:
+        t = gate_bench.run_trees(max(3, runs // 2))
+    except Exception as e:  # noqa: BLE001 - one row's failure must not lose the others
+        r["trees"] = {"skipped": f"gate_bench.run_trees failed: {type(e).__name__}: {e}"}
+        return rows, r
+    r["trees"] = t
+    rows.append({"row": "gate OTP 27 -> 29 vs beam_disasm fundiff", "files": t["changed_gate"],
+                 "beaminspect_s": t["gate_median_s"], "anchor": "fundiff.escript (OTP 29)",
+                 "anchor_s": t["fundiff_median_s"], "ratio": t["ratio"],
+                 "beaminspect_rss_mb": t["gate_peak_mb"], "beaminspect_tree_mb": None,
+                 "anchor_rss_mb": t["fundiff_peak_mb"], "anchor_tree_mb": None,
+                 "note": f"{t['runs']} runs; changed modules: gate {t['changed_gate']}, "
+                         f"with a changed function per beam_disasm {t['fundiff_modules']}"})
+    return rows, r
 
 
 def bench_startup(runs: int, one_file: str) -> list[dict]:
