@@ -261,6 +261,63 @@ REGISTRY: tuple[Kind, ...] = (
        one.""",
        """Bump the application's vsn in its .app file (and write an appup from the old
        version)."""),
+    _k("application_removed", "warning", "release",
+       "an application of the old release is not in the new one: the upgrade removes it",
+       """An application that the old release has is missing from the new one. The relup
+       removes it (remove_application): its processes are stopped and its modules
+       deleted, and anything that still calls them gets undef.""",
+       """Make sure nothing left in the new release uses the application (export_removed_
+       still_called and undef_after_upgrade name such calls), or keep it."""),
+    _k("app_start_changed", "warning", "release",
+       "an application's mod, applications, included_applications or start_phases "
+       "changed: an upgrade does not run the new start-up",
+       """The .app keys that say how an application starts changed. A release upgrade
+       does not restart a running application: a dependency added to applications is
+       not started for it, a new callback module's start/2 is not called, new start
+       phases do not run.""",
+       """Restart the application in the appup ({restart_application, App}), or do by
+       hand what the new start-up would (start the dependency, the processes)."""),
+    _k("app_registered_changed", "info", "release",
+       "an application's registered names changed",
+       """The registered key of the .app file lists the names the application registers;
+       systools checks them for clashes between applications. Nothing reads it at run
+       time.""",
+       """Keep it true to what the code registers."""),
+    _k("config_changed", "info", "release",
+       "an application's environment changes, and it is told (config_change/3) or reads it "
+       "when it runs",
+       """The environment of an application (its .app env, overridden by the release's
+       sys.config) changes. After an upgrade the release handler sets the new values and
+       calls config_change/3 of the application's callback module with what changed.""",
+       """Nothing to do if the callback handles the keys; check that it does."""),
+    _k("config_changed_no_callback", "warning", "release",
+       "an application's environment changes and its callback module has no "
+       "config_change/3: nothing running is told",
+       """The environment of an application with a callback module changes, and that
+       module exports no config_change/3. The release handler sets the new values, but
+       processes that read them when they started keep the old values until they
+       restart.""",
+       """Export config_change(Changed, New, Removed) from the callback module and pass
+       the new values on, or restart what reads them."""),
+    _k("runtime_config_changed", "warning", "release",
+       "runtime.exs changed: it is evaluated at boot, not by a hot upgrade",
+       """A mix release evaluates config/runtime.exs when it boots. A hot upgrade never
+       runs it, so what it sets takes effect at the next restart only.""",
+       """Move what the upgrade must change into sys.config (config/config.exs) where the
+       release handler applies it, or plan a restart."""),
+    _k("priv_changed", "info", "release",
+       "files under an application's priv/ changed",
+       """Files under priv/ are replaced on disk by the upgrade. What a process read from
+       them before (templates, schemas, certificates) keeps its old content until it
+       reads them again.""",
+       """Reload what processes keep from these files, if it matters."""),
+    _k("nif_library_not_reloaded", "warning", "release",
+       "a native library under priv/ changed but no module that loads it is reloaded",
+       """A NIF library is loaded by the on_load function of a module, when that module
+       is loaded. The library changed, but no module of the application with an on_load
+       function changes, so the running system keeps the old library.""",
+       """Change (and load) the module that loads the library, for example by bumping its
+       -vsn, or restart the node."""),
     _k("release_warning", "info", "release",
        "the release reader noticed something unusual (see the message)",
        """Something about the release's files or layout was unexpected but not fatal: an

@@ -25,6 +25,7 @@ from beaminspect.errors import BeamError, format_error
 from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective_severity,
                                            exceeds, worst)
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
+from beaminspect.release.appchecks import check_applications
 from beaminspect.release.appup import check_appups
 from beaminspect.release.facts import ModuleFacts, module_facts, read_facts
 from beaminspect.release.policy import Policy
@@ -307,6 +308,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     dep_mods = _cross_module(old, new, changes, facts_old, facts_new, policy, out,
                              atom_text)
     _release_level(old, new, changes, out)
+    check_applications(old, new, changes, out)
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
                         dep_mods, facts_new, facts_old, policy)

@@ -12,8 +12,10 @@
 - a single ``.beam`` file.
 
 Nothing is ever extracted to disk.  Archives are streamed once: the members that matter
-(``.beam``, ``.app``, ``.appup``, ``.rel``, ``RELEASES``, ``start_erl.data``, ``.ez``)
-are read into memory one by one, every other member is skipped.
+(``.beam``, ``.app``, ``.appup``, ``.rel``, ``RELEASES``, ``start_erl.data``, ``.ez``,
+a release's ``sys.config`` and ``runtime.exs``) are read into memory one by one; of the
+files under an application's ``priv/`` only the size and a digest are kept; every other
+member is skipped.
 
 Security decisions (archives):
 
@@ -55,7 +57,7 @@ from beaminspect.terms import Atom
 
 __all__ = [
     "open_release", "Release", "ModuleSource", "AppInfo", "RelInfo", "ReleaseWarning",
-    "Limits", "version_key",
+    "Limits", "version_key", "PrivFile",
 ]
 
 MB = 1024 * 1024
@@ -134,11 +136,29 @@ class AppInfo:
     declared_modules: list[str] | None = None
     app_error: BeamError | None = None
     appup_error: BeamError | None = None
+    #: Files under the application's ``priv/``, by path below it.
+    priv: dict = field(default_factory=dict)
 
     def app_property(self, key: str, default=None):
         """A value from the ``.app`` file's property list (``vsn``, ``applications``...)."""
         props = _app_props(self.app_file_terms)
         return props.get(key, default) if props is not None else default
+
+
+@dataclass(frozen=True, eq=False)
+class PrivFile:
+    """A file under an application's ``priv/``: its size, and its content's digest on
+    demand (kept from the read for archives, whose members are not kept)."""
+
+    path: str
+    size: int
+    _entry: "_Entry" = field(repr=False)
+
+    def digest(self) -> bytes:
+        e = self._entry
+        if e.digest is None:
+            e.digest = _digest(e.read())
+        return e.digest
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,9 @@ class Release:
     duplicates: list[tuple[str, list[ModuleSource]]]
     rels: list[RelInfo] = field(default_factory=list)
     current_rel: RelInfo | None = None
+    #: The current release's configuration files (``sys.config``, ``runtime.exs``) by
+    #: name: ``(display path, read)``.
+    configs: dict = field(default_factory=dict)
 
     def module(self, name: str) -> ModuleSource | None:
         return self.modules.get(name)
@@ -200,20 +223,54 @@ def _app_props(terms) -> dict | None:
 class _Entry:
     """A file of interest found in a release, with its bytes or a way to read them."""
 
-    __slots__ = ("relpath", "display", "size", "read")
+    __slots__ = ("relpath", "display", "size", "read", "digest")
 
-    def __init__(self, relpath: str, display: str, size: int, read: Callable[[], bytes]):
+    def __init__(self, relpath: str, display: str, size: int, read: Callable[[], bytes],
+                 digest: bytes | None = None):
         self.relpath = relpath
         self.display = display
         self.size = size
         self.read = read
+        self.digest = digest
+
+
+def _digest(data: bytes) -> bytes:
+    import hashlib
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+#: A release's configuration files, read from ``releases/VSN/``.
+CONFIG_FILES = ("sys.config", "runtime.exs")
+
+
+def _priv_split(relpath: str) -> tuple[str, str] | None:
+    """``(application directory, path below priv/)`` for a file under an application's
+    ``priv/`` (``lib/app-1.0/priv/x.so``, ``app/priv/x``), else None."""
+    parts = relpath.split("/")
+    for i in range(len(parts) - 1):
+        if parts[i] == "priv":
+            return "/".join(parts[:i]), "/".join(parts[i + 1:])
+    return None
 
 
 def _interesting(relpath: str) -> bool:
     base = posixpath.basename(relpath)
     if base.endswith((".beam", ".app", ".appup", ".rel", ".ez")):
         return True
-    return base in ("RELEASES", "start_erl.data")
+    if base in CONFIG_FILES:
+        return _is_releases_path(relpath)
+    return base in ("RELEASES", "start_erl.data") or _priv_split(relpath) is not None
+
+
+def _archived(relpath: str, display: str, data: bytes) -> "_Entry":
+    """An archive member as an entry: its bytes kept, or for a ``priv/`` file (which
+    may be large, and is only compared) its digest alone."""
+    if _priv_split(relpath) is not None and not relpath.endswith((".beam", ".app", ".appup",
+                                                                    ".ez")):
+        def gone() -> bytes:
+            raise ReadError("the content of priv files in archives is not kept", file=display)
+        return _Entry(relpath, display, len(data), gone, _digest(data))
+    return _Entry(relpath, display, len(data), _const(data))
 
 
 def _unsafe_reason(name: str) -> str | None:
@@ -323,7 +380,7 @@ def _iter_tar(fileobj, display: str, limits: Limits, warnings: list, depth: int)
                 data = fh.read(member.size) if fh is not None else b""
                 if len(data) != member.size:
                     raise FormatError(f"member {name!r} is truncated", file=display)
-                yield _Entry(relpath, f"{display}!{relpath}", len(data), _const(data))
+                yield _archived(relpath, f"{display}!{relpath}", data)
             stop = getattr(tf, "stop_reason", None)
             if not isinstance(stop, tarfile.EOFHeaderError):
                 what = "truncated" if isinstance(stop, (tarfile.EmptyHeaderError,
@@ -375,7 +432,7 @@ def _iter_zip(fileobj, display: str, limits: Limits, warnings: list, depth: int)
             if len(data) != info.file_size:
                 raise FormatError(f"member {name!r} does not have its declared size",
                                   file=display)
-            yield _Entry(relpath, f"{display}!{relpath}", len(data), _const(data))
+            yield _archived(relpath, f"{display}!{relpath}", data)
 
 
 def _const(data: bytes) -> Callable[[], bytes]:
@@ -458,6 +515,8 @@ class _Collector:
         self.rels: list[_Entry] = []
         self.start_erl: _Entry | None = None
         self.releases_file: _Entry | None = None
+        self.configs: list[_Entry] = []                       # releases/VSN/sys.config...
+        self.priv: dict[str, dict[str, _Entry]] = {}          # app dir key -> path -> entry
         self.seen_paths: dict[str, int] = {}
 
     def add(self, entry: _Entry, depth: int, prefix: str = "") -> None:
@@ -499,6 +558,12 @@ class _Collector:
             self.start_erl = entry
         elif base == "RELEASES" and _is_releases_path(relpath):
             self.releases_file = entry
+        elif base in CONFIG_FILES and _is_releases_path(relpath):
+            self.configs.append(entry)
+        else:
+            split = _priv_split(relpath)
+            if split is not None:
+                self.priv.setdefault(split[0], {})[split[1]] = entry
 
     def _forget(self, relpath: str) -> None:
         self.beams = [(k, e) for k, e in self.beams if e.relpath != relpath]
@@ -506,6 +571,10 @@ class _Collector:
             for k in [k for k, e in d.items() if e.relpath == relpath]:
                 del d[k]
         self.rels = [e for e in self.rels if e.relpath != relpath]
+        self.configs = [e for e in self.configs if e.relpath != relpath]
+        for files in self.priv.values():
+            for k in [k for k, e in files.items() if e.relpath == relpath]:
+                del files[k]
 
 
 def _is_releases_path(relpath: str) -> bool:
@@ -708,9 +777,24 @@ def _build(c: _Collector, root: str, rel_vsn: str | None,
             appup_path=appup_entry.display if appup_entry else None,
             modules=sorted(per_app.get(name, [])), path=displays[key],
             app_file_path=info["app_entry"].display if info["app_entry"] else None,
-            declared_modules=declared, app_error=info["app_error"], appup_error=appup_error)
+            declared_modules=declared, app_error=info["app_error"], appup_error=appup_error,
+            priv={sub: PrivFile(e.display, e.size, e)
+                  for sub, e in sorted(c.priv.get(key, {}).items())})
     return Release(root=root, modules=modules, apps=apps, warnings=warnings,
-                   duplicates=duplicates, rels=rels, current_rel=current)
+                   duplicates=duplicates, rels=rels, current_rel=current,
+                   configs=_current_configs(c, current))
+
+
+def _current_configs(c: _Collector, current: RelInfo | None) -> dict:
+    """The configuration files of the current release version (``releases/VSN/``), or
+    of the only version there is."""
+    by_vsn: dict[str, dict] = {}
+    for e in c.configs:
+        parts = e.relpath.split("/")
+        by_vsn.setdefault(parts[-2], {})[parts[-1]] = (e.display, e.read)
+    if current is not None and current.vsn in by_vsn:
+        return by_vsn[current.vsn]
+    return next(iter(by_vsn.values())) if len(by_vsn) == 1 else {}
 
 
 # ---------------------------------------------------------------------------
