@@ -26,10 +26,10 @@ RELEASES = (25, 27, 29)
 
 def compare(name: str, release: int = 25):
     v1, v2 = pair_beams(name)
-    old = beaminspect.load(v1)
-    report = analyse(old, beaminspect.load(v2))
+    old, new = beaminspect.load(v1), beaminspect.load(v2)
+    report = analyse(old, new)
     records = observe(v1, v2, release=require_otp(release))
-    return report, judge(report, old, records)
+    return report, judge(report, old, records, new)
 
 
 @pytest.mark.parametrize("release", RELEASES, ids=lambda r: f"otp{r}")
@@ -57,5 +57,6 @@ def test_every_finding_kind_about_processes_is_exercised():
         kinds |= {f.kind for f in analyse(beaminspect.load(v1), beaminspect.load(v2)).findings}
     for k in ("purge_kills_local_loop", "purge_kills_idle_external_loop",
               "purge_kills_blocked_call", "fun_invalidated", "export_removed",
-              "state_change_without_code_change", "record_changed_outside_state"):
+              "state_change_without_code_change", "record_changed_outside_state",
+              "supervisor_children_changed"):
         assert k in kinds, k

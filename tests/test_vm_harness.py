@@ -69,7 +69,7 @@ def test_pair_layout(name):
         assert len(sources) == 1, f"{name}/{side}: one .erl or .ex source"
     expected = parse_expected(PAIRS / name / "EXPECTED")
     assert [o.kind for o in expected[:4]] == ["load", "md5", "vsn", "purge"]
-    assert all(o.kind in {"proc", "fun", "call"} for o in expected[4:])
+    assert all(o.kind in {"proc", "fun", "call", "children"} for o in expected[4:])
     assert all(o.label and "/" in o.label for o in expected[4:])
 
 

@@ -169,6 +169,19 @@ REGISTRY: tuple[Kind, ...] = (
        """Compile with debug_info so the records can be compared, or export code_change
        and upgrade with {update, M, {advanced, Extra}}; turn the kind off in the policy
        when the state is known not to change."""),
+    _k("supervisor_children_changed", "warning", "module",
+       "a supervisor's child specs change: an upgrade starts no added child and stops "
+       "no removed one",
+       """When a supervisor's init/1 (or what it calls) changes, an upgrade through
+       {update, Sup, supervisor} has the supervisor call the new init/1
+       (supervisor:code_change/3) and merge the specs: a child in both gets the new spec
+       but keeps running as it was started; a child only in the new specs is added
+       without being started; a child only in the old specs is kept, running. A plain
+       load does not call init/1 at all. At warning when children are added or removed,
+       at info when the specs change with the same ids or cannot be read.""",
+       """Start added children with supervisor:restart_child/2 and stop removed ones
+       with supervisor:terminate_child/2 and delete_child/2 (in the appup, an {apply,
+       {M, F, A}} after the update), or restart the application."""),
     _k("vsn_not_bumped", "warning", "module",
        "code_change is exported but the hand-set -vsn did not change",
        """The module sets -vsn by hand and exports code_change, but the version stays the

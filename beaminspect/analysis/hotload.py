@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from beaminspect.analysis.elixir import elixir_facts, otp_behaviours, struct_changes
+from beaminspect.analysis.supervisor import child_ids, init_reach
 from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs, spawned_functions
 from beaminspect.analysis.state import STATE_ARGS, state_tags
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
@@ -467,6 +468,9 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                 f"code_change/{cc_arity} is exported but -vsn stays {_vsn_text(vsn_new)}: the appup's "
                 "code_change receives the same version it upgrades to")
 
+    if "supervisor" in (otp_behaviours(old) | otp_behaviours(new)) and d.reload_needed:
+        _supervisor_children(old, new, changed, add)
+
     if "on_load" in d.attributes or (old.on_load and f"{old.on_load[0]}/{old.on_load[1]}" in changed):
         a = d.attributes.get("on_load")
         what = (f"on_load changes ({_fa(a['old'])} -> {_fa(a['new'])})" if a else
@@ -577,6 +581,33 @@ _FATAL_STORES = frozenset({"the process state", "ETS", "persistent_term",
 
 #: Kinds about the file itself, which keep their severity when the MD5 is unchanged.
 _ABOUT_THE_FILE = frozenset({"reload_not_needed", "module_name_differs", "opcode_too_new"})
+
+
+def _supervisor_children(old, new, changed, add) -> None:
+    """``supervisor_children_changed`` when the child specs of ``init/1`` (or of the
+    local functions it calls) changed: which ids come and go, when the constant specs
+    tell (see :mod:`beaminspect.analysis.supervisor`)."""
+    touched = sorted((init_reach(old) | init_reach(new)) & changed)
+    if not touched:
+        return
+    a, b = child_ids(old), child_ids(new)
+    update = ("an upgrade through {update, M, supervisor} (sys:change_code) has the "
+              "supervisor call the new init/1 and merge the specs")
+    if a is not None and b is not None and a != b:
+        added, removed = sorted(b - a), sorted(a - b)
+        what = "; ".join(p for p in (f"added {', '.join(added)}" if added else "",
+                                     f"removed {', '.join(removed)}" if removed else "") if p)
+        add("supervisor_children_changed", "init/1",
+            f"the child specs change ({what}): {update}, which starts no added child "
+            "(supervisor:restart_child/2 starts one) and stops no removed one (it keeps "
+            "running); a plain load does not re-read them at all")
+    else:
+        known = "the same child ids" if a is not None and a == b else \
+            "child specs built at run time (their ids are not known here)"
+        add("supervisor_children_changed", "init/1",
+            f"{', '.join(touched)} changed, with {known}: {update}; running children keep "
+            "running as they were started, with the new specs used from their next "
+            "restart; a plain load does not re-read them at all", severity="info")
 
 
 #: gen_server callbacks whose removal old callers notice: (callback, what their

@@ -16,6 +16,8 @@
 %%   {fun, Label, Fun}               called with as many 0 arguments as needed
 %%   {fun, Label, Fun, Args}
 %%   {call, Label, {M, F, Args}}     an external call tried after the purge
+%%   {children, Label, SupPid}       a supervisor's children after the purge: which
+%%                                   ids it lists, and whether each one runs
 %% Label is "name/arity" of the function a static analysis would name.
 %%
 %% Steps: load V1 (code:load_binary), call scenario/0, wait, suspend the
@@ -36,7 +38,8 @@
 %%       current instance after the load attempt
 %%   {"kind":"vsn","old":TEXT,"current":TEXT}   (vsn attribute, ~0p)
 %%   {"kind":"purge","old_code":BOOL,"result":"killed"|"none"|"not_needed"}
-%%   then one "proc", "fun" or "call" object per scenario item, in order.
+%%   then one "proc", "fun", "call" or "children" object per scenario item, in order;
+%%   "children": {"status":"ok","children":[{"id":TEXT,"running":BOOL}...]}
 %% Exit status: 0 when observed, 2 on a harness failure, 3 on the watchdog
 %% timeout, 64 on bad usage.
 
@@ -198,6 +201,8 @@ check_item({'fun', Label, Fun, Args}) when is_function(Fun, length(Args)) ->
 check_item({call, Label, {M, F, Args}}) when is_atom(M), is_atom(F),
                                              is_list(Args) ->
     #{kind => call, label => label(Label), mfa => {M, F, Args}};
+check_item({children, Label, Pid}) when is_pid(Pid) ->
+    #{kind => children, label => label(Label), pid => Pid};
 check_item(Other) ->
     throw({harness, {bad_scenario_item, Other}}).
 
@@ -210,7 +215,9 @@ before(#{kind := proc, pid := Pid} = I) ->
 before(#{kind := 'fun', 'fun' := F, args := Args} = I) ->
     I#{before => attempt(fun() -> apply(F, Args) end)};
 before(#{kind := call, mfa := {M, F, Args}} = I) ->
-    I#{before => attempt(fun() -> apply(M, F, Args) end)}.
+    I#{before => attempt(fun() -> apply(M, F, Args) end)};
+before(#{kind := children} = I) ->
+    I.
 
 after_load(#{kind := proc, pid := Pid} = I, M, OldVsn) ->
     I1 = I#{old_code_after_load => old_code(Pid, M)},
@@ -285,6 +292,11 @@ try_after(#{kind := 'fun', 'fun' := F, args := Args} = I) ->
     I#{result => attempt(fun() -> apply(F, Args) end)};
 try_after(#{kind := call, mfa := {M, F, Args}} = I) ->
     I#{result => attempt(fun() -> apply(M, F, Args) end)};
+try_after(#{kind := children, pid := Pid} = I) ->
+    I#{result => attempt(fun() ->
+                                 [{Id, is_pid(C)} ||
+                                     {Id, C, _, _} <- supervisor:which_children(Pid)]
+                         end)};
 try_after(I) ->
     I.
 
@@ -356,7 +368,17 @@ report(#{kind := call, mfa := {M, F, Args}} = I) ->
     [{kind, <<"call">>}, {label, maps:get(label, I)},
      {mfa, text({M, F, length(Args)})},
      {before, outcome(maps:get(before, I))},
-     {result, outcome(maps:get(result, I))}].
+     {result, outcome(maps:get(result, I))}];
+report(#{kind := children} = I) ->
+    [{kind, <<"children">>}, {label, maps:get(label, I)}
+     | case maps:get(result, I) of
+           {ok, Children} ->
+               [{status, <<"ok">>},
+                {children, [{obj, [{id, text(Id)}, {running, Running}]}
+                            || {Id, Running} <- lists:sort(Children)]}];
+           Other ->
+               [{status, proplists:get_value(status, element(2, outcome(Other)))}, {children, []}]
+       end].
 
 nudge_text(probe) -> <<"probe">>;
 nudge_text(none) -> <<"none">>;

@@ -18,6 +18,7 @@ EXPECTED format, one outcome per line (lines starting with `#` are comments):
     proc <label> killed | survived | died  [runs=<reply>] [final=<tag>] [change_code=<status>]
     fun <label> ok | badfun | <class>:<tag>  [value=<term>]
     call <label> ok | undef | <class>:<tag>  [value=<term>]
+    children <label> ok  [running=<id>,...] [stopped=<id>,...]
 
 A key=value detail in EXPECTED must match the observation; details left out
 are not compared.
@@ -51,7 +52,7 @@ class HarnessError(RuntimeError):
 
 
 class Outcome(NamedTuple):
-    kind: str  # load, md5, vsn, purge, proc, fun, call
+    kind: str  # load, md5, vsn, purge, proc, fun, call, children
     label: str | None  # "name/arity" for proc, fun and call; None otherwise
     status: str
     details: dict[str, str]
@@ -160,12 +161,19 @@ def summarize(records: list[dict]) -> list[Outcome]:
             if result["status"] == "ok" and value is not None and " " not in value:
                 details["value"] = value
             out.append(Outcome(kind, r["label"], result["status"], details))
+        elif kind == "children":
+            details = {}
+            for key, running in (("running", True), ("stopped", False)):
+                ids = [c["id"] for c in r["children"] if c["running"] is running]
+                if ids:
+                    details[key] = ",".join(ids)
+            out.append(Outcome(kind, r["label"], r["status"], details))
         else:
             raise HarnessError(f"unknown record kind {kind!r}")
     return out
 
 
-_LABELLED = {"proc", "fun", "call"}
+_LABELLED = {"proc", "fun", "call", "children"}
 
 
 def parse_expected(path: str | os.PathLike) -> list[Outcome]:

@@ -1,7 +1,7 @@
 """What the VM said about each prediction and each finding of a pair.
 
     from vm.verdicts import judge
-    j = judge(report, old_module, records)   # records: vm.observe.observe(...)
+    j = judge(report, old_module, records, new_module)   # records: vm.observe.observe(...)
     j.rows       # (what, label, predicted, observed) per observation
     j.findings   # (finding, verdict) per finding at warning or above
     j.breaks     # (what, label, warned) per break the VM showed
@@ -106,21 +106,22 @@ def _crashed(r) -> bool:
     return not r.get("killed") and r.get("final") not in ("alive", "normal", None)
 
 
-def judge(report, old, records) -> Judgement:
+def judge(report, old, records, new=None) -> Judgement:
     """Rows, finding verdicts and breaks for one pair.  When the MD5 is unchanged the
     verdict is "do not load it" and what a load would do anyway is said at info: the
     harness loads it anyway, and there a break is foretold by a finding at any
     severity."""
     return _judge(report, old, records,
-                  _loud if report.diff.reload_needed else (lambda f: True))
+                  _loud if report.diff.reload_needed else (lambda f: True), new)
 
 
-def _judge(report, old, records, foretells) -> Judgement:
+def _judge(report, old, records, foretells, new=None) -> Judgement:
     load = next(r for r in records if r["kind"] == "load" and r["version"] == "v2")
     load_ok = load["result"] == "ok"
     procs = [r for r in records if r["kind"] == "proc"]
     funs = [r for r in records if r["kind"] == "fun"]
     calls = [r for r in records if r["kind"] == "call"]
+    children = _children(old, new, records)
     rows, breaks = [], []
     kill_warned = {f.function for f in report.findings
                    if f.kind in KILL_KINDS and foretells(f)}
@@ -161,6 +162,8 @@ def _judge(report, old, records, foretells) -> Judgement:
             breaks.append(("call failed", r["label"], any(
                 f.kind in CRASH_ANY_UPGRADE + ("code_change_needs_advanced_update",)
                 and foretells(f) for f in report.findings)))
+    for label, predicted, observed in children:
+        rows.append(("children", label, predicted, observed))
     if not load_ok:
         breaks.append(("load failed", None, any(
             f.kind in ("on_load_changed", "nif_changed", "opcode_too_new") and foretells(f)
@@ -170,11 +173,41 @@ def _judge(report, old, records, foretells) -> Judgement:
     for f in report.findings:
         if not _loud(f):
             continue
-        verdicts.append((f, _verdict(f, report, old, load_ok, procs, funs, calls)))
+        verdicts.append((f, _verdict(f, report, old, load_ok, procs, funs, calls,
+                                     children)))
     return Judgement(load_ok, rows, verdicts, breaks)
 
 
-def _verdict(f, report, old, load_ok, procs, funs, calls) -> str:
+def _children(old, new, records) -> list:
+    """``(label, predicted, observed)`` per ``children`` record: the supervisor's child
+    ids and whether each runs after the upgrade, ``((running...), (stopped...))``.
+
+    Predicted from the static child ids (beaminspect.analysis.supervisor): a
+    supervisor upgraded through sys:change_code keeps every old child running and lists
+    the added ones stopped; one only reloaded keeps the old children as they were."""
+    from beaminspect.analysis.supervisor import child_ids
+    procs = [r for r in records if r["kind"] == "proc"]
+    kids = [r for r in records if r["kind"] == "children"]
+    if not kids:
+        return []
+    a = child_ids(old) or frozenset()
+    b = (child_ids(new) if new is not None else None) or a
+    out = []
+    # The n-th children record is about the supervisor of the n-th proc record with its
+    # label (the scenarios list them in the same order).
+    sups = [p for p in procs if p["label"] in {k["label"] for k in kids}]
+    for k, sup in zip(kids, sups):
+        if sup.get("upgrade") == "sys" and sup.get("change_code", {}).get("status") == "ok":
+            predicted = (tuple(sorted(a)), tuple(sorted(b - a)))
+        else:
+            predicted = (tuple(sorted(a)), ())
+        observed = (tuple(sorted(c["id"] for c in k["children"] if c["running"])),
+                    tuple(sorted(c["id"] for c in k["children"] if not c["running"])))
+        out.append((k["label"], predicted, observed))
+    return out
+
+
+def _verdict(f, report, old, load_ok, procs, funs, calls, children=()) -> str:
     if f.kind in ("on_load_changed", "nif_changed", "opcode_too_new"):
         return "confirmed" if not load_ok else "unobserved"
     if not load_ok:
@@ -206,6 +239,13 @@ def _verdict(f, report, old, load_ok, procs, funs, calls) -> str:
         if not judged:
             return "unobserved"
         return "confirmed" if any(_crashed(r) for r in judged) else "refuted"
+    if f.kind == "supervisor_children_changed":
+        # Confirmed when an upgraded supervisor shows what the finding says: added
+        # children listed but not started, removed ones still running.
+        if not children:
+            return "unobserved"
+        return ("confirmed" if all(p == o for _l, p, o in children)
+                and any(p[1] or o[1] for _l, p, o in children) else "refuted")
     return "unobserved"
 
 
@@ -228,9 +268,9 @@ def main(argv) -> int:
         notes = []
         for name in pair_names():
             v1, v2 = pair_beams(name)
-            old = beaminspect.load(v1)
-            report = analyse(old, beaminspect.load(v2))
-            j = judge(report, old, observe(v1, v2, release=release))
+            old, new = beaminspect.load(v1), beaminspect.load(v2)
+            report = analyse(old, new)
+            j = judge(report, old, observe(v1, v2, release=release), new)
             for f, v in j.findings:
                 counts[v] += 1
                 if v != "confirmed":
