@@ -248,15 +248,29 @@ def test_unreadable_beam_is_a_finding(tmp_path, capsys):
     assert "Traceback" not in out.err
 
 
-def test_progress_only_for_large_releases(capsys):
-    p = _Progress()
+def test_progress_only_for_large_releases_and_long_runs():
+    """The bar (rich's) shows for a release of more than PROGRESS_MIN_MODULES modules
+    once the run has taken a second, counts the modules, and is gone at the end."""
+    import io
+
+    from rich.console import Console
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    p = _Progress(console)
+    p(10, 150)                          # a small release: never
+    p._start -= 5                       # as if five seconds had passed
     p(10, 150)
-    assert capsys.readouterr().err == ""
-    p(64, 786)
-    p(786, 786)
-    p.clear()
-    err = capsys.readouterr().err
-    assert err.startswith("\rcomparing modules: 64/786") and err.endswith("\r\033[K")
+    assert not p.shown
+    q = _Progress(console)
+    q(64, 786)                          # a large one, but under a second: not yet
+    assert not q.shown
+    q._start -= 5
+    q(64, 786)
+    q(786, 786)
+    assert q.shown
+    q.clear()
+    out = buf.getvalue()
+    assert "comparing modules" in out and "786/786" in out
 
 
 def test_progress_callback_over_the_otp_tree():

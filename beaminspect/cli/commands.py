@@ -338,22 +338,43 @@ def load_gate_policy(policy_file: str | None):
 
 
 class Progress:
-    """``\\r`` updates on stderr for large releases when stderr is a terminal."""
+    """A progress bar on stderr (rich's, which typer brings) for a comparison that runs
+    over a second on a release of more than PROGRESS_MIN_MODULES modules; it goes away
+    when the run ends.  Used only when stderr is a terminal."""
 
-    def __init__(self) -> None:
-        self.shown = False
+    #: Seconds a run takes before the bar shows.
+    AFTER = 1.0
+
+    def __init__(self, console=None) -> None:
+        import time
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._console = console
+        self._bar = None
+        self._task = None
 
     def __call__(self, done: int, total: int) -> None:
-        if total <= PROGRESS_MIN_MODULES:
-            return
-        sys.stderr.write(f"\rcomparing modules: {done}/{total}")
-        sys.stderr.flush()
-        self.shown = True
+        if self._bar is None:
+            if total <= PROGRESS_MIN_MODULES or self._clock() - self._start < self.AFTER:
+                return
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, TextColumn,
+                                       TimeElapsedColumn)
+            from rich.progress import Progress as Bar
+            self._bar = Bar(TextColumn("comparing modules"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=self._console or Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("compare", total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None
 
     def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def compare(old: str, new: str, policy, external, otp):

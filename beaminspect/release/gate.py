@@ -148,8 +148,9 @@ def _analyse_job(item, running_otp, severities):
 POOL_MIN_BYTES = 64 * 1024
 
 
-def _run_jobs(items, running_otp, severities, jobs):
-    """Results in the order of ``items``, whether a pool is used or not."""
+def _run_jobs(items, running_otp, severities, jobs, finished=None):
+    """Results in the order of ``items``, whether a pool is used or not;
+    ``finished()`` is called as each one is done (a pool's come in another order)."""
     from beaminspect.parallel import MIN_FILES_FOR_POOL, map_files
     size = sum(len(it[1]) + len(it[3]) for it in items)
     if len(items) >= MIN_FILES_FOR_POOL or size >= POOL_MIN_BYTES:
@@ -159,10 +160,15 @@ def _run_jobs(items, running_otp, severities, jobs):
         for i, r in zip(order, map_files(_analyse_job, [items[i] for i in order],
                                          (running_otp, severities), jobs, min_files=2)):
             results[i] = r
+            if finished is not None:
+                finished()
         yield from results
     else:
         for it in items:
-            yield _analyse_job(it, running_otp, severities)
+            r = _analyse_job(it, running_otp, severities)
+            if finished is not None:
+                finished()
+            yield r
 
 
 # ---------------------------------------------------------------------------
@@ -255,7 +261,15 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                                          error=msg)
             out.add("unreadable_module", name, None, msg, location=n.path, app=n.app)
     by_name = {name: (o, n) for name, o, n in pending}
-    for item, result in zip(items, _run_jobs(items, running_otp, severities, jobs)):
+    analysed = [done]
+
+    def finished() -> None:
+        analysed[0] += 1
+        if progress is not None:
+            progress(analysed[0], total)
+
+    for item, result in zip(items, _run_jobs(items, running_otp, severities, jobs,
+                                             finished)):
         name = item[0]
         o, n = by_name[name]
         if result[0] == "error":
@@ -275,9 +289,6 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
             for f in report.findings:
                 out.add(f.kind, name, f"{name}:{f.function}" if f.function else None,
                         f.message, location=n.path, app=n.app, severity=f.severity)
-        done += 1
-        if progress is not None:
-            progress(done, total)
     if progress is not None:
         progress(total, total)
 
