@@ -199,3 +199,27 @@ def test_shell_completion():
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["--format", "--fail-on"]
+
+
+def test_tables_fit_columns_and_never_split_a_name(monkeypatch):
+    """The free-text column wraps to what COLUMNS leaves; names (with hyphens and
+    slashes, as fun names have) stay whole even where a line must run past it; with no
+    COLUMNS and no terminal the column is 70 wide."""
+    from beaminspect.render.table import FALLBACK_WRAP, table
+    name = "'-handle_call/3-fun-0-'/2"
+    rows = [("warning", "fun_invalidated", name,
+             f"the fun {name} created by handle_call/3 in the old code is kept in the "
+             "state of the gen_server: it raises badfun when called after the purge")]
+    headers = ["severity", "kind", "function", "message"]
+    monkeypatch.setenv("COLUMNS", "100")
+    lines = table(rows, headers, wrap=3).splitlines()
+    assert max(map(len, lines)) <= 100 and len(lines) > 3
+    assert any(name in ln.split("   ")[-1] or ln.endswith(name) for ln in lines[2:])
+    assert all(name in ln for ln in lines[2:3])            # the function column, whole
+    monkeypatch.setenv("COLUMNS", "40")                     # too narrow: nothing split
+    text = table(rows, headers, wrap=3)
+    assert text.count(name) == 2 and "badfun" in text
+    monkeypatch.delenv("COLUMNS")
+    body = [ln[len(lines[0]) - len("message"):] for ln in table(rows, headers,
+                                                                wrap=3).splitlines()[2:]]
+    assert max(len(b.rstrip()) for b in body) <= FALLBACK_WRAP

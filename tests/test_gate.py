@@ -381,6 +381,9 @@ def test_entry_point_gate_is_the_in_process_output(shop, tmp_path, capsys, monke
     import sys
     old, new, _ = shop
     monkeypatch.chdir(tmp_path)
+    # The same width for both (tables fit COLUMNS; the process's environment may hold
+    # one that os.environ does not show).
+    monkeypatch.setenv("COLUMNS", "120")
     argv = ["gate", str(old), str(new), *form]
     want_code = main(argv)
     want = capsys.readouterr()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from beaminspect.render.table import table
+
 from beaminspect.analysis.diff import STATUSES
 from beaminspect.analysis.findings import MODULE_FIELDS
 from beaminspect.render import markdown as md
@@ -97,10 +99,9 @@ def render_text(report, live=None, code=None) -> str:
     out = _summary(report)
     if report.findings:
         out += ["", "Findings",
-                tabulate([(f.severity, f.kind, f.function or "-", f.message)
-                          for f in report.findings],
-                         headers=["severity", "kind", "function", "message"],
-                         tablefmt="simple", maxcolwidths=[None, None, None, 70])]
+                table([(f.severity, f.kind, f.function or "-", f.message)
+                       for f in report.findings],
+                      ["severity", "kind", "function", "message"], wrap=3)]
     rows = [(f.mfa, f.status.replace("_", "-"), f.old_entry if f.old_entry is not None else "-",
              f.new_entry if f.new_entry is not None else "-")
             for f in d.functions if f.status != "unchanged"]

@@ -96,6 +96,8 @@ def _clip(s: str | None, n: int = 60) -> str:
 
 def render_text(report, fail_on: str = "error", live=None) -> str:
     from tabulate import tabulate       # only the text report needs it
+
+    from beaminspect.render.table import table
     out = _summary_lines(report, fail_on)
     apps = [(a, o or "-", n or "-") for a, o, n in report.app_versions() if o != n]
     if apps:
@@ -104,11 +106,10 @@ def render_text(report, fail_on: str = "error", live=None) -> str:
                          disable_numparse=True)]
     if report.findings:
         out += ["", "Findings",
-                tabulate([(f.severity, f.kind, f.module or "-", f.function or "-", f.message)
-                          for f in report.findings],
-                         headers=["severity", "kind", "module", "function", "message"],
-                         tablefmt="simple", maxcolwidths=[None, None, None, 30, 70],
-                         disable_numparse=True)]
+                table([(f.severity, f.kind, f.module or "-", f.function or "-", f.message)
+                       for f in report.findings],
+                      ["severity", "kind", "module", "function", "message"], wrap=4,
+                      disable_numparse=True)]
     rows = []
     for status in ("added", "removed", "changed"):
         for ch in report.by_status(status):
@@ -128,9 +129,8 @@ def render_text(report, fail_on: str = "error", live=None) -> str:
                          tablefmt="simple", disable_numparse=True)]
     if report.dep_mods:
         out += ["", "Load order (DepMods: load these first)",
-                tabulate([(m, ", ".join(d)) for m, d in report.dep_mods.items()],
-                         headers=["module", "depends on"], tablefmt="simple",
-                         disable_numparse=True)]
+                table([(m, ", ".join(d)) for m, d in report.dep_mods.items()],
+                      ["module", "depends on"], wrap=1, disable_numparse=True)]
     if live is not None:
         from beaminspect.render.live_out import live_text
         out += live_text(live)

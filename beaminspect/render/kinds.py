@@ -18,10 +18,9 @@ def kinds_list() -> list[dict]:
 
 def kinds_text() -> str:
     """A table of every kind: kind, default severity, meaning."""
-    from tabulate import tabulate       # only the text table needs it
-    return tabulate([(k.name, k.severity, k.summary) for k in REGISTRY],
-                    headers=["kind", "default", "meaning"], tablefmt="simple",
-                    maxcolwidths=[None, None, 70], disable_numparse=True)
+    from beaminspect.render.table import table
+    return table([(k.name, k.severity, k.summary) for k in REGISTRY],
+                 ["kind", "default", "meaning"], wrap=2, disable_numparse=True)
 
 
 def kinds_json() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from beaminspect.render.table import table
+
 __all__ = ["snapshot_dict", "render_snapshot_text", "live_dict", "live_text",
            "live_markdown"]
 
@@ -57,10 +59,9 @@ def live_text(a) -> list[str]:
         out += [tabulate(a.drift, headers=["drifted module", "loaded md5", "old md5"],
                          tablefmt="simple")]
     if a.processes:
-        out += [tabulate([(p.fate, p.pid, p.registered_name or "-", p.current_function or "-",
-                           p.reason) for p in a.processes],
-                         headers=["fate", "pid", "name", "current function", "why"],
-                         tablefmt="simple", maxcolwidths=[None, None, None, None, 70])]
+        out += [table([(p.fate, p.pid, p.registered_name or "-", p.current_function or "-",
+                        p.reason) for p in a.processes],
+                      ["fate", "pid", "name", "current function", "why"], wrap=4)]
     return out
 
 
