@@ -442,3 +442,31 @@ def test_unreadable_files_raise_read_error(tmp_path):
     assert read_file(str(tmp_path / "ten"), 10) == b"0123456789"
     with pytest.raises(LimitError, match="file is 10 bytes, larger than the 9 accepted"):
         read_file(str(tmp_path / "ten"), 9)
+
+
+def test_a_bare_ebin_with_its_app_file_is_that_application(tmp_path):
+    """``gate OLD/ebin NEW/ebin``: the .app file makes the directory an application (named
+    by it; the directory above names it otherwise), so its .appup is checked."""
+    from beaminspect.release.gate import compare_releases
+    from beaminspect.release.layout import open_release
+    src = Path(__file__).resolve().parent.parent / "samples" / "pairs" / "export_removed"
+    for side, vsn in (("v1", "1.0"), ("v2", "1.1")):
+        ebin = tmp_path / side / "shop" / "ebin"
+        ebin.mkdir(parents=True)
+        for beam in (src / side).glob("*.beam"):
+            (ebin / beam.name).write_bytes(beam.read_bytes())
+        (ebin / "shop.app").write_text(
+            f'{{application,shop,[{{vsn,"{vsn}"}},{{modules,[hl_export_removed]}}]}}.\n')
+    old, new = tmp_path / "v1" / "shop" / "ebin", tmp_path / "v2" / "shop" / "ebin"
+    rel = open_release(new)
+    assert list(rel.apps) == ["shop"] and rel.modules["hl_export_removed"].app == "shop"
+    kinds = {f.kind for f in compare_releases(old, new).findings}
+    assert "appup_missing" in kinds
+    (new / "shop.appup").write_text(
+        '{"1.1", [{"1.0", [{load_module, hl_export_removed}]}], '
+        '[{"1.0", [{load_module, hl_export_removed}]}]}.\n')
+    kinds = {f.kind for f in compare_releases(old, new).findings}
+    assert "appup_missing" not in kinds and "appup_missing_module" not in kinds
+    # Without a .app file an ebin stays a plain directory of modules.
+    (old / "shop.app").unlink()
+    assert open_release(old).apps == {}

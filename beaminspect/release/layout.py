@@ -797,6 +797,14 @@ def _current_configs(c: _Collector, current: RelInfo | None) -> dict:
     return next(iter(by_vsn.values())) if len(by_vsn) == 1 else {}
 
 
+def _has_app_file(directory: str) -> bool:
+    try:
+        with os.scandir(directory) as it:
+            return any(e.name.endswith(".app") and e.is_file() for e in it)
+    except OSError:
+        return False
+
+
 # ---------------------------------------------------------------------------
 # Entry point
 
@@ -817,8 +825,14 @@ def open_release(path, *, file_reader: Callable[[str], bytes] | None = None,
     root = os.fspath(path)
     c = _Collector(limits)
     if os.path.isdir(root):
+        # An application's bare ebin (with its .app file) is that application: its
+        # files are taken as APP/ebin/..., APP being the directory above it.
+        prefix = ""
+        here = os.path.abspath(root)
+        if os.path.basename(here) == "ebin" and _has_app_file(here):
+            prefix = (os.path.basename(os.path.dirname(here)) or "app") + "/ebin/"
         for entry in _iter_dir(root, limits, file_reader):
-            c.add(entry, 0)
+            c.add(entry, 0, prefix=prefix)
         return _build(c, root, rel_vsn, terms_cache)
     if not os.path.isfile(root):
         raise ReadError("no such file or directory", file=root)
