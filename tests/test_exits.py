@@ -97,3 +97,90 @@ def test_releases_modelled_from_sources_are_labelled():
     assert p.stdout.strip().endswith("(OTP 26 is modelled from its sources, not measured)")
     p = run("check", EBIN / "bi_server.beam", "--otp", "27")
     assert "modelled" not in p.stdout
+
+
+PAIRS = REPO / "samples" / "pairs"
+
+
+def _app_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Two versions of an application (bare ebins with their .app files)."""
+    src = PAIRS / "export_removed"
+    out = []
+    for side, vsn in (("v1", "1.0"), ("v2", "1.1")):
+        ebin = tmp_path / side / "shop" / "ebin"
+        ebin.mkdir(parents=True)
+        for beam in (src / side).glob("*.beam"):
+            (ebin / beam.name).write_bytes(beam.read_bytes())
+        (ebin / "shop.app").write_text(
+            f'{{application,shop,[{{vsn,"{vsn}"}},{{modules,[hl_export_removed]}}]}}.\n')
+        out.append(ebin)
+    return out[0], out[1]
+
+
+def _cases(tmp_path: Path) -> dict:
+    """Per command, an invocation for each exit code the README documents for it."""
+    old, new = _app_pair(tmp_path)
+    beam = EBIN / "bi_server.beam"
+    corrupt = tmp_path / "corrupt.beam"
+    corrupt.write_bytes(beam.read_bytes()[:200])
+    same = PAIRS / "no_change_recompile"
+    v1 = next((PAIRS / "export_removed" / "v1").glob("*.beam"))
+    v2 = next((PAIRS / "export_removed" / "v2").glob("*.beam"))
+    s1, s2 = next((same / "v1").glob("*.beam")), next((same / "v2").glob("*.beam"))
+    broken = tmp_path / "broken"
+    shutil.copytree(new.parent.parent, broken)
+    (broken / "shop" / "ebin" / "hl_export_removed.beam").write_bytes(b"FOR1junk")
+    return {
+        "show": {0: ["show", beam], 2: ["show", corrupt], 3: ["show", "--bogus", beam]},
+        "disasm": {0: ["disasm", beam], 2: ["disasm", corrupt],
+                   3: ["disasm", "--bogus", beam]},
+        "diff": {0: ["diff", s1, s2], 1: ["diff", v1, v2], 2: ["diff", v1, corrupt],
+                 3: ["diff", v1, v2, "--fail-on", "fatal"]},
+        "check": {0: ["check", "--otp", "25", beam],
+                  1: ["check", "--otp", "25", REPO / "samples" / "otp29" / "ebin" /
+                      "bi_server.beam"],
+                  2: ["check", "--otp", "25", tmp_path / "missing.beam"], 3: ["check", "--otp", "17", beam]},
+        "gate": {0: ["gate", old, new, "--fail-on", "never"], 1: ["gate", old, new],
+                 2: ["gate", old, broken / "shop" / "ebin", "--fail-on", "never"],
+                 3: ["gate", old, new, "--format", "xml"]},
+        "appup": {0: ["appup", old, new], 2: ["appup", old, tmp_path / "missing"],
+                  3: ["appup", old, new, "--bogus"]},
+        "kinds": {0: ["kinds"], 3: ["kinds", "--bogus"]},
+    }
+
+
+def test_every_documented_exit_code_per_command(tmp_path):
+    """0, 1, 2 and 3 as the README's table says, for each command where they apply;
+    every non-zero exit but 1 says why on standard error, in one line for 2."""
+    seen = {}
+    for command, by_code in _cases(tmp_path).items():
+        for code, argv in by_code.items():
+            r = run(*argv)
+            assert r.returncode == code, (command, code, argv, r.stderr[-500:])
+            assert "Traceback" not in r.stderr
+            if code == 2:
+                lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+                assert lines and lines[0].startswith("beaminspect: "), (command, r.stderr)
+            seen.setdefault(command, set()).add(code)
+    assert seen["gate"] == seen["diff"] == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("command", ["show", "disasm", "diff", "check", "gate", "appup",
+                                     "kinds"])
+def test_internal_error_is_one_line_and_exit_4(command, tmp_path, monkeypatch, capsys):
+    """An unexpected exception (a bug) is exit 4 with one line naming it, per command;
+    BEAMINSPECT_DEBUG=1 would show the traceback instead."""
+    from beaminspect.cli import app as cli_app
+    from beaminspect.cli import commands
+
+    cases = _cases(tmp_path)
+    argv = [str(a) for a in cases[command][0]]
+
+    def boom(*_a, **_k):
+        raise RuntimeError("boom")
+
+    monkeypatch.delenv("BEAMINSPECT_DEBUG", raising=False)
+    monkeypatch.setattr(commands, command, boom)
+    assert cli_app.main(argv) == 4
+    err = capsys.readouterr().err
+    assert err.strip() == "beaminspect: internal error: RuntimeError: boom"
