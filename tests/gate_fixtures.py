@@ -63,7 +63,15 @@ GOOD_APPUP = """\
     {load_module, hl_gen_server_state_change},
     {load_module, shop_client, [hl_export_removed]},
     {delete_module, shop_legacy}]}],
- [{"1.0", []}]}.
+ [{"1.0",
+   [{add_module, shop_legacy},
+    {load_module, shop_client, [hl_export_removed]},
+    {load_module, hl_gen_server_state_change},
+    {update, hl_gen_server_code_change_ok, {advanced, []}},
+    {load_module, hl_local_loop_killed, soft_purge, soft_purge, []},
+    {load_module, hl_pure_library_change},
+    {load_module, hl_export_removed},
+    {delete_module, shop_new}]}]}.
 """
 
 

@@ -106,6 +106,7 @@ def test_bad_appup_problems(tmp_path):
         ("appup_advanced_without_code_change", "hl_gen_server_state_change"),
         ("appup_update_needed", "hl_gen_server_code_change_ok"),
         ("appup_unknown_module", "ghost"),
+        ("appup_missing_module", None),       # its DownTo entry is empty
     }
     appup_path = str(new / "lib/shop-1.1/ebin/shop.appup")
     assert all(f.location == appup_path and f.app == "shop"
@@ -211,6 +212,12 @@ def test_suggested_appup_passes_systools_make_relup(tmp_path):
     assert "{load,{hl_local_loop_killed,soft_purge,soft_purge}}" in up
     assert "{code_change,up,[{hl_gen_server_code_change_ok,[]}]}" in up
     assert "{remove,{shop_legacy" in up
+    # Down: what the upgrade changed is loaded back, shop_legacy comes back, shop_new
+    # goes; systools reverses the DepMods order on the way down (the dependent first).
+    down = relup.splitlines()[1]
+    assert "{load,{shop_legacy" in down and "{remove,{shop_new" in down
+    assert "{code_change,down,[{hl_gen_server_code_change_ok,[]}]}" in down
+    assert down.index("{load,{shop_client") < down.index("{load,{hl_export_removed")
 
 
 @needs_erl
@@ -220,3 +227,43 @@ def test_appup_cli_output_needs_app_when_several(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("%% shop.appup")
     assert main(["appup", str(old), str(new), "--app", "nope"]) == 3
+
+
+def test_gate_agrees_with_the_appup_it_suggests(tmp_path):
+    """With the suggested appup shipped in the new release, the gate has nothing left for
+    the appup to fix: no appup finding (UpFrom and DownTo complete), and the load order,
+    the purge kill and the advanced update it asks for are at info, saying that the appup
+    settles them.  What no appup can fix (a removed export still called, a state change
+    without code_change) stays."""
+    old, new = gf.build_shop_pair(tmp_path, None)
+    before = compare_releases(old, new)
+    loud = {f.kind for f in before.findings if f.severity != "info"}
+    assert {"load_order", "purge_kills_local_loop", "code_change_needs_advanced_update",
+            "appup_missing"} <= loud
+    for app, term in suggest_appups(before).items():
+        (Path(before.new.apps[app].path) / "ebin" / f"{app}.appup").write_text(
+            suggest_appup_text(term))
+    after = compare_releases(old, new)
+    assert not [f for f in after.findings if f.kind.startswith("appup_")]
+    settled = {f.kind: f for f in after.findings if f.message.startswith("settled by the appup")}
+    assert set(settled) == {"load_order", "purge_kills_local_loop",
+                            "code_change_needs_advanced_update"}
+    assert all(f.severity == "info" for f in settled.values())
+    still = {f.kind for f in after.findings if f.severity != "info"}
+    assert still == {"export_removed", "export_removed_still_called", "undef_after_upgrade",
+                     "state_change_without_code_change"}
+
+
+def test_downto_must_undo_the_upgrade(tmp_path):
+    """A DownTo entry that does not load a changed module back, delete an added one or
+    add a removed one back is an appup_missing_module; the UpFrom checks are as before."""
+    old, new = gf.build_shop_pair(tmp_path, None)
+    r = compare_releases(old, new)
+    vsn, up, [(down_to, down)] = suggest_appups(r)["shop"]
+    short = [i for i in down if str(i[1]) not in ("shop_client", "shop_new")]
+    path = Path(r.new.apps["shop"].path) / "ebin" / "shop.appup"
+    path.write_text(suggest_appup_text((vsn, up, [(down_to, short)])))
+    missing = [f for f in compare_releases(old, new).findings
+               if f.kind == "appup_missing_module"]
+    assert sorted(f.module for f in missing) == ["shop_client", "shop_new"]
+    assert all("DownTo" in f.message for f in missing)

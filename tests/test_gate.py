@@ -165,7 +165,7 @@ def test_archives_give_the_same_answer(tmp_path, shop, layout):
     r = compare_releases(old, new)
     if layout == "tar":
         assert r.counts() == ref.counts()
-        key = lambda f: (f.kind, f.module, f.function, f.severity)  # noqa: E731
+        key = lambda f: (f.kind, f.module or "", f.function or "", f.severity)  # noqa: E731
         assert sorted(map(key, r.findings)) == sorted(map(key, ref.findings))
         loc = _find(r, "export_removed_still_called")[0].location
         assert loc == f"{new}!lib/shop-1.1/ebin/shop_caller.beam"

@@ -23,7 +23,8 @@ from beaminspect.terms.source import as_text, dump_terms
 from beaminspect.terms import Atom
 
 __all__ = ["Instruction", "parse_instructions", "version_matches", "check_appups",
-           "suggest_appups", "suggest_appup_text"]
+           "settled_by_appups", "shipped_up_instructions", "suggest_appups",
+           "suggest_appup_text"]
 
 PURGE_KILLS = ("purge_kills_local_loop", "purge_kills_idle_external_loop",
                "purge_kills_blocked_call")
@@ -179,9 +180,9 @@ def check_appups(report) -> list:
     caller applies the policy)."""
     out: list = []
 
-    def add(kind, app, message, location, module=None, function=None):
-        out.append(Finding(kind, KINDS[kind].severity, function, message, module, location,
-                           app))
+    def add(kind, app, message, location, module=None, function=None, severity=None):
+        out.append(Finding(kind, severity or KINDS[kind].severity, function, message, module,
+                           location, app))
 
     old, new = report.old, report.new
     for name, info in sorted(new.apps.items()):
@@ -224,6 +225,14 @@ def check_appups(report) -> list:
                 add(kind, name, f"no {label} entry matches the old version {prev.vsn} "
                     f"(entries: {', '.join(_spec_text(s) for s, _ in lst) or 'none'})", where)
             entries[label] = found or None
+        down = entries.get("DownTo")
+        if down:
+            dinstrs, drestarted, dproblems = parse_instructions(down[1])
+            for p in dproblems:
+                add("appup_malformed", name, f"{where}: DownTo {_spec_text(down[0])}: {p}",
+                    where)
+            if name not in drestarted:
+                _check_down(name, prev, changes, dinstrs, where, add)
         up = entries.get("UpFrom")
         if not up:
             continue
@@ -234,6 +243,111 @@ def check_appups(report) -> list:
             continue            # the whole application restarts with new code
         _check_instructions(report, name, info, prev, changes, instrs, where, add)
     return out
+
+
+def _check_down(app, prev, changes, instrs, where, add) -> None:
+    """The DownTo instructions undo the upgrade: each changed module loaded back, each
+    added one deleted, each removed one added back.  A warning, not an error: it matters
+    when the upgrade is rolled back.  An empty DownTo list is one finding."""
+    touched = [c for c in changes if c.status in ("changed", "added", "removed")
+               and c.error is None]
+    if not instrs:
+        if touched:
+            add("appup_missing_module", app,
+                f"the DownTo {prev.vsn} entry has no instructions: a downgrade to "
+                f"{prev.vsn} leaves the {len(touched)} module(s) the upgrade changes, adds "
+                "or removes as they are", where, severity="warning")
+        return
+    ops: dict[str, set] = {}
+    for i in instrs:
+        ops.setdefault(i.module, set()).add(i.op)
+    for ch in sorted(changes, key=lambda c: c.name):
+        got = ops.get(ch.name, set())
+        if ch.status == "changed" and ch.error is None:
+            need, fix = {"load_module", "update", "load"}, f"{{load_module, {ch.name}}}"
+        elif ch.status == "added":
+            need, fix = {"delete_module", "remove"}, f"{{delete_module, {ch.name}}}"
+        elif ch.status == "removed":
+            need, fix = {"add_module", "load", "load_module"}, f"{{add_module, {ch.name}}}"
+        else:
+            continue
+        if not got & need:
+            add("appup_missing_module", app,
+                f"the DownTo {prev.vsn} instructions do not undo the upgrade of {ch.name} "
+                f"({ch.status}): a downgrade leaves it as the upgrade made it; add {fix}",
+                where, ch.name, severity="warning")
+
+
+def shipped_up_instructions(report) -> dict:
+    """``{app: [Instruction...]}``: the UpFrom instructions for the old version of each
+    application whose shipped appup has them (applications it restarts left out)."""
+    out = {}
+    old, new = report.old, report.new
+    for name, info in new.apps.items():
+        prev = old.apps.get(name)
+        t = _shape(info.appup) if info.appup is not None else None
+        if prev is None or t is None or prev.vsn is None:
+            continue
+        try:
+            up = _find_entry(t[1], prev.vsn)
+        except re.error:
+            continue
+        if up is None:
+            continue
+        instrs, restarted, _problems = parse_instructions(up[1])
+        if name not in restarted:
+            out[name] = instrs
+    return out
+
+
+def settled_by_appups(report, findings: list) -> list:
+    """``findings`` with those that the shipped appups take care of at info, saying how:
+    a load order their DepMods (or instruction order) gives, processes their
+    ``soft_purge`` does not kill at this upgrade, a state their ``{update, M, {advanced,
+    Extra}}`` converts through code_change.  Nothing else changes."""
+    import dataclasses
+    shipped = shipped_up_instructions(report)
+    if not shipped:
+        return findings
+    where: dict[str, tuple[str, int, Instruction]] = {}
+    for app, instrs in shipped.items():
+        for n, i in enumerate(instrs):
+            where.setdefault(i.module, (app, n, i))
+    out = []
+    for f in findings:
+        how = _settled(f, where)
+        if how is not None and f.severity != "info":
+            f = dataclasses.replace(f, severity="info",
+                                    message=f"settled by the appup ({how}): {f.message}")
+        out.append(f)
+    return out
+
+
+def _settled(f, where: dict) -> str | None:
+    mod = f.module
+    if mod is None or mod not in where:
+        return None
+    app, pos, ins = where[mod]
+    if f.kind == "load_order" and f.function:
+        callee = f.function.split(":", 1)[0]
+        if callee in ins.dep_mods:
+            return f"{mod}'s DepMods name {callee}"
+        other = where.get(callee)
+        if other is not None and other[0] == app and other[1] < pos:
+            return f"it loads {callee} before {mod}"
+        return None
+    if f.kind in PURGE_KILLS:
+        if ins.op in ("load_module", "update") and ins.pre_purge == "soft_purge" \
+                and ins.post_purge == "soft_purge":
+            return ("soft_purge: this upgrade does not kill them, but they stay on the old "
+                    f"code; while they do, the next upgrade of {mod} stops with "
+                    f"{{error, {{old_processes, {mod}}}}} (soft_purge) or kills them "
+                    "(brutal_purge)")
+        return None
+    if f.kind == "code_change_needs_advanced_update":
+        if ins.op == "update" and isinstance(ins.change, tuple):
+            return f"{{update, {mod}, {{advanced, ...}}}} runs code_change"
+    return None
 
 
 def _concerns(ch, app: str) -> bool:

@@ -26,7 +26,7 @@ from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective
                                            exceeds, worst)
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
 from beaminspect.release.appchecks import check_applications
-from beaminspect.release.appup import check_appups
+from beaminspect.release.appup import check_appups, settled_by_appups
 from beaminspect.release.facts import ModuleFacts, module_facts, read_facts
 from beaminspect.release.policy import Policy
 from beaminspect.release.layout import Release, open_release
@@ -326,7 +326,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     for f in check_appups(report):
         out.add(f.kind, f.module, f.function, f.message, location=f.location, app=f.app,
                 severity=f.severity)
-    report.findings = sorted(out.items, key=_finding_order)
+    report.findings = sorted(settled_by_appups(report, out.items), key=_finding_order)
     return report
 
 
