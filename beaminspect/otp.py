@@ -25,6 +25,7 @@ __all__ = ["MAX_OPCODE_BY_RELEASE", "TYPE_VERSION_BY_RELEASE", "TYPE_VERSIONS_RE
            "KNOWN_FEATURES",
            "DEFAULT_FEATURES", "RELEASES", "OLDEST", "NEWEST", "MEASURED_RELEASES",
            "LITT_UNCOMPRESSED_SINCE", "LONG_ATOM_COUNTS_SINCE", "MIN_OPCODE_CHECK_SINCE",
+           "LEGACY_BINARY_OPS", "REFUSED_SINCE",
            "max_opcode", "validate_release"]
 
 #: The oldest and newest releases modelled.
@@ -59,6 +60,22 @@ LONG_ATOM_COUNTS_SINCE = 28
 #: From this release on, the loader refuses a header whose highest opcode is below
 #: OTP 24's (``old_version``).
 MIN_OPCODE_CHECK_SINCE = 26
+
+#: The binary construction instructions of compilers before OTP 25 (replaced by
+#: bs_create_bin): loaded up to OTP 27, refused from OTP 28 on.
+LEGACY_BINARY_OPS: frozenset[str] = frozenset({
+    "bs_init2", "bs_init_bits", "bs_bits_to_bytes", "bs_add", "bs_append",
+    "bs_private_append", "bs_utf8_size", "bs_utf16_size", "bs_put_utf8", "bs_put_utf16",
+    "bs_put_utf32", "bs_put_integer", "bs_put_binary", "bs_put_float", "bs_put_string"})
+#: Instructions older compilers emit that a release's loader no longer takes ("please
+#: re-compile this module with an Erlang/OTP N compiler or update your Erlang/OTP
+#: version"): name -> the first release that refuses it.  Measured on OTP 25's, 27's and
+#: 29's VMs (tests/test_loader_agreement.py): OTP 27 takes them all; OTP 29 refuses the
+#: legacy binary construction (removed in OTP 28 by the sources) and bs_test_unit, which
+#: OTP 25's compiler writes for a match ending in a binary tail (every one of the 114
+#: shipped files that has it, and none other for that reason).
+REFUSED_SINCE: dict[str, int] = {**{name: 28 for name in LEGACY_BINARY_OPS},
+                                 "bs_test_unit": 29}
 
 
 def max_opcode(otp: int) -> int:

@@ -232,28 +232,130 @@ def test_the_loader_explains_its_refusals(verdicts):
     assert silent <= len(refused) // 20, f"{silent} of {len(refused)} refusals without a message"
 
 
-# -- every beam a release ships, on that release's own loader --------------------------
+# -- every beam of every release, on each release's loader ---------------------------
+
+def _corpora() -> dict[str, list[str]]:
+    """The beams each release ships (its OTP and Elixir libraries), for the releases at
+    hand, and the bundled samples (built by OTP 25, 27 and 29, and Elixir 1.14, 1.18
+    and 1.20)."""
+    import glob
+
+    from otp import otp
+    out = {}
+    for n in (25, 27, 29):
+        rel = otp(n)
+        if rel.available:
+            out[f"OTP {n}"] = rel.otp_beams() + rel.elixir_beams()
+    out["samples"] = sorted(glob.glob(os.path.join(ROOT, "samples", "**", "*.beam"),
+                                      recursive=True))
+    return out
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("release", [25, 27, 29])
-def test_shipped_beams_agree_with_their_release(release, tmp_path):
-    """Every beam OTP ``release`` ships (its OTP and Elixir libraries) gets from
-    ``check_file(path, release)`` the verdict of that release's own prepare_loading."""
-    from otp import require_otp
-    import gen_loader_rules
-    rel = require_otp(release)
-    files = rel.otp_beams() + rel.elixir_beams()
-    assert files
+def test_every_release_beam_agrees_with_each_loader(release, tmp_path):
+    """Every beam that OTP 25, 27 and 29 ship (with their Elixir) and every sample gets
+    from ``check_file(path, release)`` the verdict of OTP ``release``'s own
+    prepare_loading: its own files, and the older and newer releases' (OTP 29 refuses
+    the binary construction instructions of compilers before OTP 25, which Elixir 1.14's
+    beams, built by OTP 24, use)."""
+    import shutil
     import tempfile
+
+    import gen_loader_rules
+    from otp import require_otp
+    rel = require_otp(release)
+    corpora = _corpora()
     base = None if rel.on_host else os.path.join(rel.root, "tmp")
     with tempfile.TemporaryDirectory(prefix="agreement-", dir=base) as workdir:
-        answers = gen_loader_rules.ask(rel, [(p,) for p in files], workdir)
-    disagreements = []
-    for p in files:
-        vm_loads = answers[p][0] == "ok"
-        v = check_file(p, release, loader_only=True)
-        if v.loads != vm_loads:
-            disagreements.append(f"{p}: VM {answers[p][0]} {answers[p][1]}; check: "
-                                 f"{v.reason or 'loads'}")
-    print(f"\nOTP {release}: {len(files) - len(disagreements)}/{len(files)} shipped beams agree")
+        origin = {}
+        for name, files in corpora.items():
+            for i, p in enumerate(files):
+                q = p
+                if rel.vm_path(p) is None:          # outside the release's root: copied in
+                    d = os.path.join(workdir, "in", str(len(origin)))
+                    os.makedirs(d)
+                    q = os.path.join(d, os.path.basename(p))
+                    shutil.copyfile(p, q)
+                origin[q] = (name, p)
+        answers = gen_loader_rules.ask(rel, [(q,) for q in origin], workdir)
+        counts: dict[str, list[int]] = {}
+        disagreements = []
+        for q, (name, p) in origin.items():
+            vm_loads = answers[q][0] == "ok"
+            v = check_file(q, release, loader_only=True)
+            c = counts.setdefault(name, [0, 0])
+            c[1] += 1
+            if v.loads == vm_loads:
+                c[0] += 1
+            else:
+                disagreements.append(f"{p}: VM {answers[q][0]} {answers[q][1][:200]}; "
+                                     f"check: {v.reason or 'loads'}")
+    print(f"\nOTP {release}'s loader: " + "; ".join(
+        f"{name} {ok}/{n}" for name, (ok, n) in counts.items()))
+    assert sum(n for _ok, n in counts.values()) > 100
     assert not disagreements, "\n".join(disagreements[:30])
+
+
+@pytest.mark.parametrize("release", [25, 27, 29])
+def test_legacy_binary_construction_per_release(release, tmp_path):
+    """The binary construction instructions of compilers before OTP 25 (bs_init2,
+    bs_put_string, bs_add...), one module each, assembled by the host's OTP 25 compiler:
+    loaded by OTP 25 and 27, refused by OTP 29, as check says for each."""
+    import subprocess
+
+    from beaminspect.otp import LEGACY_BINARY_OPS
+    from otp import require_otp
+    rel = require_otp(release)
+    out = tmp_path / "probes"
+    out.mkdir()
+    init = "{bs_init2,{f,0},8,0,1,{field_flags,[]},{x,1}}"
+    flags = "{field_flags,[]}"
+    bodies = {
+        "bs_init2": [init],
+        "bs_init_bits": ["{bs_init_bits,{f,0},8,0,1,{field_flags,[]},{x,0}}"],
+        "bs_add": ["{bs_add,{f,0},[{x,0},{integer,8},1],{x,0}}"],
+        "bs_append": ["{bs_append,{f,0},{integer,8},0,1,8,{x,0},{field_flags,[]},{x,0}}"],
+        "bs_private_append": ["{bs_private_append,{f,0},{integer,8},8,{x,0},"
+                              "{field_flags,[]},{x,0}}"],
+        "bs_utf8_size": ["{bs_utf8_size,{f,0},{x,0},{x,0}}"],
+        "bs_utf16_size": ["{bs_utf16_size,{f,0},{x,0},{x,0}}"],
+        "bs_put_string": [init, '{bs_put_string,1,{string,"a"}}'],
+        "bs_put_integer": [init, f"{{bs_put_integer,{{f,0}},{{integer,8}},1,{flags},{{x,0}}}}"],
+        "bs_put_binary": [init, f"{{bs_put_binary,{{f,0}},{{atom,all}},8,{flags},{{x,0}}}}"],
+        "bs_put_float": [init, f"{{bs_put_float,{{f,0}},{{integer,64}},1,{flags},{{x,0}}}}"],
+        "bs_put_utf8": [init, f"{{bs_put_utf8,{{f,0}},{flags},{{x,0}}}}"],
+        "bs_put_utf16": [init, f"{{bs_put_utf16,{{f,0}},{flags},{{x,0}}}}"],
+        "bs_put_utf32": [init, f"{{bs_put_utf32,{{f,0}},{flags},{{x,0}}}}"],
+        "control": [],
+    }
+    assert set(bodies) - {"control"} <= LEGACY_BINARY_OPS
+    asm = []
+    for name, body in bodies.items():
+        m = f"p_{name}"
+        code = ",".join(["{label,1}", f"{{func_info,{{atom,{m}}},{{atom,f}},1}}", "{label,2}",
+                         *body, "return"])
+        asm.append(f'{{"{out}/{m}.beam", {{{m}, [{{f,1}}], [], [{{function, f, 1, 2, '
+                   f'[{code}]}}], 3}}}}')
+    expr = ("[begin {ok, M, B} = compile:forms(A, [from_asm, binary, no_postopt]), "
+            "ok = file:write_file(F, B) end || {F, A} <- [" + ",".join(asm) + "]], halt().")
+    subprocess.run(["erl", "-noshell", "-eval", expr], check=True, capture_output=True,
+                   timeout=300)
+    import gen_loader_rules
+    import tempfile
+    base = None if rel.on_host else os.path.join(rel.root, "tmp")
+    with tempfile.TemporaryDirectory(prefix="legacy-", dir=base) as workdir:
+        files = []
+        for name in bodies:
+            src = out / f"p_{name}.beam"
+            dst = os.path.join(workdir, src.name)
+            import shutil
+            shutil.copyfile(src, dst)
+            files.append(dst)
+        answers = gen_loader_rules.ask(rel, [(f,) for f in files], workdir)
+        for f in files:
+            vm = answers[f][0] == "ok"
+            v = check_file(f, release, loader_only=True)
+            assert v.loads == vm, (release, f, answers[f], v.reason)
+            name = os.path.basename(f)[2:-5]
+            assert vm == (name == "control" or release < 28), (release, name, answers[f])

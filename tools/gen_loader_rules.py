@@ -145,9 +145,10 @@ def _erl(rel, program: str, **bindings: str):
 def _sources(rel) -> list[str]:
     """The modules instances are taken from: the samples the release's compiler built
     (samples/otpN/, for a cached root), the samples of the host's compiler (the other
-    sample folders: older instructions, such as the bs_put_* family, that later
-    compilers no longer emit but every loader still takes), then the release's own OTP
-    and Elixir beams, smallest first."""
+    sample folders: older instructions that later compilers no longer emit; an instance
+    the release refuses as it is, such as the bs_put_* family from OTP 28 on, is left
+    out of the measurement), then the release's own OTP and Elixir beams, smallest
+    first."""
     host_samples = sorted(
         p for p in glob.glob(os.path.join(ROOT, "samples", "**", "*.beam"), recursive=True)
         if not re.match(r"otp\d+$", os.path.relpath(p, os.path.join(ROOT, "samples"))
@@ -288,8 +289,15 @@ def collect_atoms(sources) -> dict[tuple[int, int], set[str]]:
 
 
 def build_probes(found, workdir: str):
-    probes = []  # (path, opcode, position, kind)
+    """Probe files: for each instance taken from real code, the module as it is
+    (position -1, the control: a module the release refuses as it is says nothing about
+    operand kinds), and for every instance one per operand position and kind.  An
+    obsolete opcode written over a template instance has no control: refused as it is,
+    it is refused for every kind, which is what the loader does with it.
+    ``(path, opcode, position, kind, original kind, instance)``."""
+    probes = []
     n = 0
+    inst = 0
     for obsolete, template in TEMPLATES.items():
         for path, chunks, ci, start, spans, label in found.get(template, ()):
             code = chunks[ci][1]
@@ -298,7 +306,16 @@ def build_probes(found, workdir: str):
             found.setdefault(obsolete, []).append((path, chunks, ci, start, spans, label))
     for opc, instances in sorted(found.items()):
         for path, chunks, ci, _start, spans, label in instances:
+            inst += 1
             code = chunks[ci][1]
+            if opc not in TEMPLATES:
+                d = os.path.join(workdir, f"{n:06d}")
+                os.mkdir(d)
+                p = os.path.join(d, os.path.basename(path))
+                with open(p, "wb") as f:
+                    f.write(fuzz.join_chunks(list(chunks)))
+                probes.append((p, opc, -1, "", None, inst))
+                n += 1
             for pos, (a, b, orig) in enumerate(spans):
                 if orig.tag == "list":
                     continue
@@ -311,7 +328,7 @@ def build_probes(found, workdir: str):
                     p = os.path.join(d, os.path.basename(path))
                     with open(p, "wb") as f:
                         f.write(fuzz.join_chunks(out))
-                    probes.append((p, opc, pos, kind, kind_of(orig)))
+                    probes.append((p, opc, pos, kind, kind_of(orig), inst))
                     n += 1
     return probes
 
@@ -384,9 +401,15 @@ def measure(otp: int) -> dict:
         print(f"OTP {otp}: {len(probes)} probes over {len(found)} opcodes", file=sys.stderr)
         answers = ask(rel, probes, workdir)
 
+    # An instance that the loader refuses as it is (an instruction this release no
+    # longer takes in that form) says nothing about operand kinds: left out.
+    refused_as_is = {inst for path, _o, pos, _k, _ok, inst in probes
+                     if pos == -1 and answers[path][0] != "ok"}
     # (opcode, position, kind) -> [answers]
     results: dict[tuple[int, int, str], list] = collections.defaultdict(list)
-    for path, opc, pos, kind, _orig in probes:
+    for path, opc, pos, kind, _orig, inst in probes:
+        if pos == -1 or inst in refused_as_is:
+            continue
         answer, said = answers[path]
         results[(opc, pos, kind)].append(None if answer == "ok" else loader_words(said))
     refused: dict[int, dict[int, dict[str, str]]] = {}

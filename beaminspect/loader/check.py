@@ -56,7 +56,8 @@ from beaminspect.format.container import MAX_INFLATED_SIZE, gunzip, read_contain
 from beaminspect.format.opcodes import BY_NAME, OPCODES
 from beaminspect.format.reader import Reader
 from beaminspect.loader import rules as loader_rules
-from beaminspect.otp import DEFAULT_FEATURES, KNOWN_FEATURES, TYPE_VERSION_BY_RELEASE
+from beaminspect.otp import (DEFAULT_FEATURES, KNOWN_FEATURES, REFUSED_SINCE,
+                             TYPE_VERSION_BY_RELEASE)
 
 __all__ = ["Verdict", "check_file", "check_bytes", "TYPE_VERSION_BY_RELEASE",
            "KNOWN_FEATURES", "DEFAULT_FEATURES"]
@@ -717,6 +718,10 @@ def _opcode_refused(opc: int, otp: int) -> None:
     info = OPCODES[opc]
     if info.obsolete and info.name not in _STILL_LOADED:
         _refuse("obsolete_opcode", f"op {info.name}: " + PLEASE_RECOMPILE.format(otp=otp))
+    since = REFUSED_SINCE.get(info.name)
+    if since is not None and otp >= since:
+        _refuse("obsolete_opcode", f"op {info.name}: " + PLEASE_RECOMPILE.format(otp=otp)
+                + " or update your Erlang/OTP version")
 
 
 # ---------------------------------------------------------------------------
