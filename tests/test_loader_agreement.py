@@ -359,3 +359,52 @@ def test_legacy_binary_construction_per_release(release, tmp_path):
             assert v.loads == vm, (release, f, answers[f], v.reason)
             name = os.path.basename(f)[2:-5]
             assert vm == (name == "control" or release < 28), (release, name, answers[f])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", [27, 29])
+def test_mutants_of_a_release_agree_with_its_loader(release):
+    """1,000 mutants (the same mutators and seed) of the samples that release's compiler
+    built and of its own OTP beams, against its own prepare_loading: ``check --otp N``
+    gives the VM's verdict on every mutant the VM answers (the ones that crash or hang
+    the VM itself are counted and left out)."""
+    import tempfile
+
+    import gen_loader_rules
+    from otp import require_otp
+    rel = require_otp(release)
+    rng = random.Random(SEED)
+    small = [p for p in rel.otp_beams() if os.path.getsize(p) < 60_000]
+    import glob
+    sources = sorted(glob.glob(os.path.join(ROOT, "samples", f"otp{release}", "**",
+                                            "*.beam"), recursive=True))
+    sources += rng.sample(small, min(40, len(small)))
+    mutants = fuzz.generate(SEED, sources, COUNT, exclude=EXCLUDED)
+    base = None if rel.on_host else os.path.join(rel.root, "tmp")
+    with tempfile.TemporaryDirectory(prefix="mutants-", dir=base) as workdir:
+        files = {}
+        for k, m in enumerate(mutants):
+            d = os.path.join(workdir, f"{k:04d}")
+            os.mkdir(d)
+            path = os.path.join(d, os.path.basename(m.source))
+            with open(path, "wb") as f:
+                f.write(m.data)
+            files[path] = m.mutator
+        answers = gen_loader_rules.ask(rel, [(p,) for p in files], workdir)
+        crashed, agreed, wrong = 0, 0, []
+        for path, kind in files.items():
+            answer, said = answers[path]
+            if answer == "crash":
+                crashed += 1
+                continue
+            v = check_file(path, release, loader_only=True)
+            if v.loads == (answer == "ok"):
+                agreed += 1
+            else:
+                wrong.append(f"{kind}: {os.path.basename(path)}: VM {answer} "
+                             f"({gen_loader_rules.loader_words(said)[:160]}); check: "
+                             f"{v.reason or 'loads'}")
+    print(f"\nOTP {release} mutants: {agreed}/{agreed + len(wrong)} agree; {crashed} crash "
+          "the VM itself")
+    assert agreed + len(wrong) >= COUNT * 9 // 10
+    assert not wrong, "\n".join(wrong[:30])
