@@ -25,7 +25,7 @@ __all__ = ["MAX_OPCODE_BY_RELEASE", "TYPE_VERSION_BY_RELEASE", "TYPE_VERSIONS_RE
            "KNOWN_FEATURES",
            "DEFAULT_FEATURES", "RELEASES", "OLDEST", "NEWEST", "MEASURED_RELEASES",
            "LITT_UNCOMPRESSED_SINCE", "LONG_ATOM_COUNTS_SINCE", "MIN_OPCODE_CHECK_SINCE",
-           "LEGACY_BINARY_OPS", "REFUSED_SINCE",
+           "LEGACY_BINARY_OPS", "REFUSED_SINCE", "RUNTIME_FEATURE_CHECK_UNTIL",
            "max_opcode", "validate_release"]
 
 #: The oldest and newest releases modelled.
@@ -44,13 +44,19 @@ TYPE_VERSION_BY_RELEASE: dict[int, int] = {25: 1, 26: 2, 27: 3, 28: 3, 29: 4}
 TYPE_VERSIONS_READ_BY_RELEASE: dict[int, frozenset[int]] = {
     n: frozenset({v}) for n, v in TYPE_VERSION_BY_RELEASE.items()} | {29: frozenset({3, 4})}
 
-#: Features each release knows, and those its runtime enables without
-#: ``-enable-feature`` (erl_features in stdlib).
+#: Features each release knows (``erl_features:all()``: measured on 25, 27 and 29), and
+#: those its runtime enables without ``-enable-feature``.
 KNOWN_FEATURES: dict[int, set[str]] = {25: {"maybe_expr"}, 26: {"maybe_expr"},
                                        27: {"maybe_expr"}, 28: {"maybe_expr"},
-                                       29: {"maybe_expr"}}
+                                       29: {"maybe_expr", "compr_assign"}}
 DEFAULT_FEATURES: dict[int, set[str]] = {25: set(), 26: set(), 27: {"maybe_expr"},
                                          28: {"maybe_expr"}, 29: {"maybe_expr"}}
+
+#: Up to this release ``code:load_file/1`` refuses a module compiled with a feature the
+#: runtime has not enabled (``features_not_allowed``); from OTP 26 on it loads it
+#: (OTP-18445; measured: OTP 27 and 29 load a maybe_expr module with the feature
+#: disabled).
+RUNTIME_FEATURE_CHECK_UNTIL = 25
 
 #: From this release on, the compiler may write LitT with a leading size 0 and the
 #: table uncompressed (the loader takes both forms).

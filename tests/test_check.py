@@ -327,5 +327,22 @@ def test_features_agree_with_code_load_file(tmp_path):
             assert v.code == "features_not_allowed" and "maybe_expr" in v.reason
     # prepare_loading alone does not look at features.
     assert check_file(beam, 25, loader_only=True).loads
-    # A release where the feature is on by default.
-    assert check_file(beam, 27).loads
+    # From OTP 26 on, code:load_file no longer checks features (OTP-18445).
+    for n in (26, 27, 28, 29):
+        assert check_file(beam, n).loads, n
+
+
+@pytest.mark.parametrize("release", [27, 29])
+def test_later_releases_load_modules_whatever_the_runtime_features(release, tmp_path):
+    """OTP 27 and 29 load a module compiled with maybe_expr even with the feature
+    disabled in the runtime, and check says so."""
+    from otp import require_otp
+    rel = require_otp(release)
+    with rel.scratch() as s:
+        src = s.write("feat.erl", FEATURE_SRC)
+        d = os.path.dirname(src)
+        proc = rel.run(["sh", "-c", f"cd {d} && erlc feat.erl && erl -noshell "
+                        "-disable-feature maybe_expr -eval "
+                        "'io:format(\"~p~n\", [code:load_file(feat)]), halt().'"])
+        assert proc.stdout.strip() == "{module,feat}", proc.stdout + proc.stderr
+        assert check_file(s.host("feat.beam"), release).loads

@@ -854,9 +854,11 @@ def _predict(data: bytes, otp: int, module_name: str | None) -> None:
 
 
 def _features(data: bytes, otp: int, enabled) -> None:
-    """``code:load_file/1`` refuses a module compiled with features the runtime has not
-    enabled: ``{error, {features_not_allowed, Features}}`` (the Meta chunk lists them;
-    prepare_loading itself does not look)."""
+    """``code:load_file/1`` of OTP 25 refuses a module compiled with features the runtime
+    has not enabled: ``{error, {features_not_allowed, Features}}`` (the Meta chunk lists
+    them; prepare_loading itself does not look).  Later releases load it."""
+    if otp > releases.RUNTIME_FEATURE_CHECK_UNTIL:
+        return
     try:
         c = read_container(data, "<check>")
         info = c.find("Meta")
