@@ -26,7 +26,7 @@ __all__ = ["MAX_OPCODE_BY_RELEASE", "TYPE_VERSION_BY_RELEASE", "TYPE_VERSIONS_RE
            "DEFAULT_FEATURES", "RELEASES", "OLDEST", "NEWEST", "MEASURED_RELEASES",
            "LITT_UNCOMPRESSED_SINCE", "LONG_ATOM_COUNTS_SINCE", "MIN_OPCODE_CHECK_SINCE",
            "LEGACY_BINARY_OPS", "REFUSED_SINCE", "RUNTIME_FEATURE_CHECK_UNTIL",
-           "max_opcode", "validate_release"]
+           "ERTS_MAJOR_BY_RELEASE", "release_of_erts", "max_opcode", "validate_release"]
 
 #: The oldest and newest releases modelled.
 OLDEST, NEWEST = 25, 29
@@ -82,6 +82,18 @@ LEGACY_BINARY_OPS: frozenset[str] = frozenset({
 #: shipped files that has it, and none other for that reason).
 REFUSED_SINCE: dict[str, int] = {**{name: 28 for name in LEGACY_BINARY_OPS},
                                  "bs_test_unit": 29}
+
+
+#: The ERTS major version each release ships (erts-13.x is OTP 25...).
+ERTS_MAJOR_BY_RELEASE: dict[int, int] = {25: 13, 26: 14, 27: 15, 28: 16, 29: 17}
+
+
+def release_of_erts(major: int | None) -> int | None:
+    """The OTP release whose ERTS has major version ``major``, or None."""
+    for rel, m in ERTS_MAJOR_BY_RELEASE.items():
+        if m == major:
+            return rel
+    return None
 
 
 def max_opcode(otp: int) -> int:

@@ -319,6 +319,11 @@ def gate(
     otp: Annotated[Optional[int], typer.Option("--otp", metavar="N", callback=_release,
                                                help="OTP release of the running "
                                                     "system (25 to 29).")] = None,
+    target_otp: Annotated[Optional[int], typer.Option(
+        "--target-otp", metavar="N", callback=_release,
+        help="OTP release of the emulator NEW runs on, when its ERTS version does not "
+             "tell (25 to 29): the running release's modules are checked against its "
+             "loader.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE",
                                                   help="Write the report here.")] = None,
     source_root: Annotated[Optional[str], typer.Option(
@@ -333,7 +338,7 @@ def gate(
     """Check an upgrade from release OLD to release NEW: module changes, calls that break,
     load order and the appup files."""
     _exit(commands.gate, old, new, fmt, fail_on, policy_file, external, otp, output,
-          _node(node, cookie, timeout), source_root)
+          _node(node, cookie, timeout), source_root, target_otp)
 
 
 @_command("Suggest an .appup for each changed application.")

@@ -377,14 +377,15 @@ class Progress:
             self._bar.stop()
 
 
-def compare(old: str, new: str, policy, external, otp):
+def compare(old: str, new: str, policy, external, otp, target_otp=None):
     """The release comparison, or exit 2 with the error line."""
     from beaminspect.errors import BeamError
     from beaminspect.release.gate import compare_releases
     progress = Progress() if sys.stderr.isatty() else None
     try:
         report = compare_releases(old, new, policy=policy, external=external or (),
-                                  running_otp=otp, progress=progress)
+                                  running_otp=otp, progress=progress,
+                                  target_otp=target_otp)
     except BeamError as e:
         echo(error_line(e), err=True)
         raise CommandExit(EXIT_BAD_INPUT) from None
@@ -416,14 +417,14 @@ def emit(text: str, output: str | None) -> None:
 def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
          policy_file: str | None = None, external=None, otp: int | None = None,
          output: str | None = None, node: NodeOptions | None = None,
-         source_root: str | None = None) -> int:
+         source_root: str | None = None, target_otp: int | None = None) -> int:
     """``beaminspect gate``: compare the releases (and, with ``node``, check them
     against what that node runs), write the report, return the exit code (1 when a
     finding reaches the threshold)."""
     try:
         policy = load_gate_policy(policy_file)
         threshold = fail_on or policy.fail_on or "error"
-        report = compare(old, new, policy, external, otp)
+        report = compare(old, new, policy, external, otp, target_otp)
         live = None
         if node is not None:
             live = _gate_live(report, node, policy)

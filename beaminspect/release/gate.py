@@ -26,6 +26,7 @@ from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective
                                            exceeds, worst)
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
 from beaminspect.release.appchecks import check_applications
+from beaminspect.release.emulator import check_emulator
 from beaminspect.release.appup import check_appups, settled_by_appups
 from beaminspect.release.facts import ModuleFacts, module_facts, read_facts
 from beaminspect.release.policy import Policy
@@ -193,12 +194,15 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                      progress: Callable[[int, int], None] | None = None,
                      jobs: int | None = None,
                      old_release: Release | None = None,
-                     new_release: Release | None = None) -> GateReport:
+                     new_release: Release | None = None,
+                     target_otp: int | None = None) -> GateReport:
     """Compare the release at ``old_path`` (the running one) with ``new_path``.
 
     ``policy``: severities, external names (see :mod:`beaminspect.release.policy`);
     ``external``: more module or application names whose exports are not checked;
     ``running_otp``: OTP release of the running system (for the opcode check);
+    ``target_otp``: OTP release of the new emulator, when it cannot be told from the
+    new release's ERTS version (see :mod:`beaminspect.release.emulator`);
     ``progress(done, total)``: called as modules are compared.
     Raises :class:`BeamError` when a release cannot be read at all.
     """
@@ -320,6 +324,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                              atom_text)
     _release_level(old, new, changes, out)
     check_applications(old, new, changes, out)
+    check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp)
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
                         dep_mods, facts_new, facts_old, policy)

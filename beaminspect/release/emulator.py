@@ -1,0 +1,77 @@
+"""An upgrade that changes the emulator: OLD and NEW run on different ERTS versions.
+
+The ERTS version of a release is its ``.rel`` file's ``{erts, Vsn}``, or, for an OTP
+lib tree or a ``_build`` tree without one, the version of the ``erts`` application it
+holds.  When the two differ, ``systools:make_relup`` starts the relup with
+``restart_new_emulator``: the node restarts on the new emulator, first with the *old*
+release's applications, and then upgrades them.  So every process restarts (the
+hot-load predictions about processes do not apply to this upgrade), and every module of
+the running release must load on the new emulator: one its loader refuses stops the
+restart.  Which OTP release the new emulator belongs to comes from the ERTS major
+version (ERTS 13 is OTP 25, ... ERTS 17 is OTP 29), or is given (``--target-otp``);
+the old release's modules are then checked against that release's loader
+(:mod:`beaminspect.loader.check`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from beaminspect.errors import BeamError
+from beaminspect.loader.check import check_bytes
+from beaminspect.otp import RELEASES, release_of_erts
+from beaminspect.release.layout import Release
+
+__all__ = ["erts_version", "check_emulator"]
+
+
+def erts_version(rel: Release) -> str | None:
+    """The ERTS version ``rel`` runs on: its current ``.rel``'s, else its ``erts``
+    application's; None when neither says."""
+    if rel.current_rel is not None and rel.current_rel.erts_vsn:
+        return rel.current_rel.erts_vsn
+    erts = rel.apps.get("erts")
+    return erts.vsn if erts is not None else None
+
+
+def _major(vsn: str | None) -> int | None:
+    m = re.match(r"(\d+)", vsn or "")
+    return int(m.group(1)) if m else None
+
+
+def check_emulator(old: Release, new: Release, out, target_otp: int | None = None,
+                   running_otp: int | None = None) -> int | None:
+    """Add ``new_emulator_needed`` and ``module_refused_by_new_emulator`` findings to
+    ``out`` when the emulator changes (or ``target_otp`` differs from ``running_otp``).
+    Returns the target OTP release checked against, or None."""
+    a, b = erts_version(old), erts_version(new)
+    changes = a is not None and b is not None and a != b
+    target = target_otp if target_otp is not None else release_of_erts(_major(b))
+    if not changes and not (target_otp is not None and running_otp is not None
+                            and target_otp != running_otp):
+        return None
+    where = new.current_rel.path if new.current_rel is not None else None
+    if changes:
+        rel_a, rel_b = release_of_erts(_major(a)), release_of_erts(_major(b))
+        otps = (f" (OTP {rel_a} -> OTP {rel_b})" if rel_a and rel_b and rel_a != rel_b
+                else "")
+        out.add("new_emulator_needed", None, None,
+                f"the release moves from ERTS {a} to ERTS {b}{otps}: the relup starts with "
+                "restart_new_emulator, so the node restarts on the new emulator (every "
+                "process restarts; what this report predicts for running processes does "
+                "not apply) with the old release's applications, which must load there, "
+                "and then upgrades them", location=where)
+    if target is None or target not in RELEASES:
+        return None
+    for name, src in sorted(old.modules.items()):
+        try:
+            v = check_bytes(src.read(), target, module_name=name, loader_only=True)
+        except (BeamError, OSError):
+            continue            # unreadable: reported as such elsewhere
+        if not v.loads:
+            out.add("module_refused_by_new_emulator", name, None,
+                    f"{name} of the running release is refused by OTP {target}'s loader "
+                    f"({v.reason}): the restart on the new emulator loads the old "
+                    "release's modules first, and this one does not load",
+                    location=src.path, app=src.app)
+    return target

@@ -1,0 +1,117 @@
+"""An upgrade that changes the emulator: the gate says the node restarts
+(``new_emulator_needed``), and names every module of the running release that the new
+release's loader refuses (``module_refused_by_new_emulator``), held against that
+release's own loader: OTP 25's lib tree upgraded to OTP 29's, checked by OTP 29's VM."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from beaminspect.release.emulator import erts_version
+from beaminspect.release.gate import compare_releases
+from beaminspect.release.layout import open_release
+
+ROOT = Path(__file__).resolve().parent.parent
+EBIN = ROOT / "samples" / "ebin"
+KINDS = ("new_emulator_needed", "module_refused_by_new_emulator")
+
+
+def _release(root: Path, erts: str, beams: dict[str, Path]) -> Path:
+    ebin = root / "lib" / "app-1.0" / "ebin"
+    ebin.mkdir(parents=True)
+    for name, path in beams.items():
+        (ebin / f"{name}.beam").write_bytes(path.read_bytes())
+    (ebin / "app.app").write_text('{application,app,[{vsn,"1.0"},{modules,[%s]}]}.\n'
+                                  % ",".join(beams))
+    rel = root / "releases" / "1"
+    rel.mkdir(parents=True)
+    (rel / "demo.rel").write_text('{release,{"demo","1"},{erts,"%s"},[{app,"1.0"}]}.\n' % erts)
+    return root
+
+
+def _kinds(report) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for f in report.findings:
+        if f.kind in KINDS:
+            out.setdefault(f.kind, []).append(f)
+    return out
+
+
+def test_same_emulator_says_nothing(tmp_path):
+    beams = {"bi_flow": EBIN / "bi_flow.beam"}
+    old = _release(tmp_path / "a", "13.1.5", beams)
+    new = _release(tmp_path / "b", "13.1.5", beams)
+    assert erts_version(open_release(new)) == "13.1.5"
+    assert _kinds(compare_releases(old, new)) == {}
+
+
+def test_a_new_emulator_restarts_the_node_and_checks_the_old_modules(tmp_path):
+    """OTP 25 -> OTP 29: bi_binaries (OTP 25's compiler wrote bs_test_unit, which OTP
+    29's loader refuses) is named, bi_flow is not."""
+    beams = {"bi_flow": EBIN / "bi_flow.beam", "bi_binaries": EBIN / "bi_binaries.beam"}
+    old = _release(tmp_path / "a", "13.1.5", beams)
+    new = _release(tmp_path / "b", "17.1.1", beams)
+    got = _kinds(compare_releases(old, new))
+    [restart] = got["new_emulator_needed"]
+    assert "ERTS 13.1.5 to ERTS 17.1.1 (OTP 25 -> OTP 29)" in restart.message
+    assert "restart_new_emulator" in restart.message
+    refused = {f.module: f for f in got["module_refused_by_new_emulator"]}
+    assert set(refused) == {"bi_binaries"}
+    assert "bs_test_unit" in refused["bi_binaries"].message
+    # OTP 27's loader takes both.
+    new27 = _release(tmp_path / "c", "15.2.7", beams)
+    got27 = _kinds(compare_releases(old, new27))
+    assert "module_refused_by_new_emulator" not in got27 and got27["new_emulator_needed"]
+
+
+def test_target_release_given_when_the_files_do_not_tell(tmp_path):
+    """Two directories of beams (no .rel, no erts application): --target-otp names the
+    new emulator, --otp the running one."""
+    d = tmp_path / "beams"
+    d.mkdir()
+    (d / "bi_binaries.beam").write_bytes((EBIN / "bi_binaries.beam").read_bytes())
+    assert _kinds(compare_releases(d, d)) == {}
+    got = _kinds(compare_releases(d, d, running_otp=25, target_otp=29))
+    assert [f.module for f in got["module_refused_by_new_emulator"]] == ["bi_binaries"]
+    assert "new_emulator_needed" not in got      # no ERTS versions to compare
+
+
+@pytest.mark.otp
+@pytest.mark.slow
+def test_otp_25_lib_tree_to_otp_29_agrees_with_otp_29s_loader():
+    """Every module of OTP 25's lib tree the gate says OTP 29 refuses is one OTP 29's VM
+    refuses, and the other way round."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import gen_loader_rules
+    from otp import require_otp
+    host, rel = require_otp(25), require_otp(29)
+    if not host.on_host:
+        pytest.skip("OTP 25 is not the host's release")
+    report = compare_releases(host.lib_dir, rel.lib_dir)
+    got = _kinds(report)
+    assert len(got.get("new_emulator_needed", [])) == 1
+    said = {f.module for f in got.get("module_refused_by_new_emulator", [])}
+    files = {os.path.basename(p)[:-5]: p for p in host.otp_beams()}
+    with tempfile.TemporaryDirectory(prefix="emulator-", dir=os.path.join(rel.root, "tmp")) \
+            as workdir:
+        staged = {}
+        for name, p in files.items():
+            d = os.path.join(workdir, name)
+            os.mkdir(d)
+            q = os.path.join(d, os.path.basename(p))
+            with open(p, "rb") as f, open(q, "wb") as g:
+                g.write(f.read())
+            staged[q] = name
+        answers = gen_loader_rules.ask(rel, [(q,) for q in staged], workdir)
+    refused = {name for q, name in staged.items() if answers[q][0] != "ok"}
+    # Modules of OTP 25 that the gate reads (duplicates and the like aside).
+    refused &= set(report.old.modules)
+    print(f"\nOTP 25 -> 29: {len(said)} modules of the running release refused by OTP 29, "
+          f"OTP 29's VM refuses {len(refused)}")
+    assert said == refused
+    assert len(said) > 10
