@@ -115,3 +115,27 @@ def test_otp_25_lib_tree_to_otp_29_agrees_with_otp_29s_loader():
           f"OTP 29's VM refuses {len(refused)}")
     assert said == refused
     assert len(said) > 10
+
+
+def test_diff_target_otp(tmp_path):
+    """diff --otp 25 --target-otp 29: the new version (OTP 29's compiler) is judged by
+    OTP 29's loader, not flagged as too new for OTP 25; the old one (bs_test_unit) is
+    refused by OTP 29; without --target-otp the new file is too new for OTP 25."""
+    import json
+    import subprocess
+    import sys
+    old = EBIN / "bi_binaries.beam"
+    new = ROOT / "samples" / "otp29" / "ebin" / "bi_binaries.beam"
+
+    def kinds(*extra):
+        r = subprocess.run([sys.executable, "-m", "beaminspect", "diff", str(old), str(new),
+                            "--format", "json", "--otp", "25", *extra],
+                           capture_output=True, text=True, timeout=120)
+        return {f["kind"]: f for f in json.loads(r.stdout)["findings"]}, r.returncode
+
+    got, code = kinds("--target-otp", "29")
+    assert "opcode_too_new" not in got and code == 1
+    assert "old version" in got["module_refused_by_new_emulator"]["message"]
+    assert got["new_emulator_needed"]["severity"] == "warning"
+    got, _ = kinds()
+    assert "opcode_too_new" in got and "new_emulator_needed" not in got

@@ -293,9 +293,14 @@ def diff(
                                                  "diff of its instructions with their "
                                                  "source lines (labels numbered within "
                                                  "the function).")] = False,
+    target_otp: Annotated[Optional[int], typer.Option(
+        "--target-otp", metavar="N", callback=_release,
+        help="OTP release of the emulator the upgrade moves to (25 to 29): both "
+             "versions are checked against its loader.")] = None,
 ) -> None:
     """Predict what hot-loading NEW over OLD changes and breaks."""
-    _exit(commands.diff, old, new, fmt, fail_on, otp, _node(node, cookie, timeout), show_code)
+    _exit(commands.diff, old, new, fmt, fail_on, otp, _node(node, cookie, timeout), show_code,
+          target_otp)
 
 
 @_command("Check an upgrade from release OLD to release NEW.")

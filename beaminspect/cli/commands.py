@@ -246,7 +246,8 @@ def disasm(paths, function: tuple | None, as_json: bool, jobs: int | None) -> in
 # ---------------------------------------------------------------------------
 
 def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
-         otp: int | None = None, node=None, show_code: bool = False) -> int:
+         otp: int | None = None, node=None, show_code: bool = False,
+         target_otp: int | None = None) -> int:
     """``beaminspect diff``: the report of hot-loading NEW over OLD; with ``node``
     (a :class:`NodeOptions`), checked against what that node runs; with ``show_code``,
     the instruction-level diff of each changed function."""
@@ -260,7 +261,13 @@ def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
     try:
         a = load(old).decode_all()
         b = load(new).decode_all()
-        report = analyse(a, b, running_otp=otp)
+        # The new version is loaded by the emulator the upgrade moves to, if any.
+        report = analyse(a, b, running_otp=target_otp if target_otp is not None else otp)
+        if target_otp is not None:
+            from beaminspect.release.emulator import module_emulator_findings
+            extra = module_emulator_findings(a.container.data, b.container.data, a.name, otp,
+                                             target_otp)
+            report = dataclasses.replace(report, findings=report.findings + tuple(extra))
         code = None
         if show_code:
             from beaminspect.analysis.diff import code_diff

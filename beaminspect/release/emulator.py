@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import re
 
+from beaminspect.analysis.findings import KINDS, Finding
 from beaminspect.errors import BeamError
 from beaminspect.loader.check import check_bytes
 from beaminspect.otp import RELEASES, release_of_erts
 from beaminspect.release.layout import Release
 
-__all__ = ["erts_version", "check_emulator"]
+__all__ = ["erts_version", "new_emulator_release", "check_emulator",
+           "module_emulator_findings"]
 
 
 def erts_version(rel: Release) -> str | None:
@@ -37,6 +39,19 @@ def erts_version(rel: Release) -> str | None:
 def _major(vsn: str | None) -> int | None:
     m = re.match(r"(\d+)", vsn or "")
     return int(m.group(1)) if m else None
+
+
+def new_emulator_release(old: Release, new: Release,
+                         target_otp: int | None = None) -> int | None:
+    """The OTP release of the emulator the upgrade moves to (``target_otp``, else told by
+    the new release's ERTS when it differs from the old one's), or None when the
+    emulator does not change as far as the files tell."""
+    if target_otp is not None:
+        return target_otp
+    a, b = erts_version(old), erts_version(new)
+    if a is None or b is None or a == b:
+        return None
+    return release_of_erts(_major(b))
 
 
 def check_emulator(old: Release, new: Release, out, target_otp: int | None = None,
@@ -75,3 +90,33 @@ def check_emulator(old: Release, new: Release, out, target_otp: int | None = Non
                     "release's modules first, and this one does not load",
                     location=src.path, app=src.app)
     return target
+
+
+def module_emulator_findings(old_data: bytes, new_data: bytes, name: str,
+                             running_otp: int | None, target_otp: int) -> list:
+    """``diff --target-otp``: the findings of one module's upgrade onto another
+    emulator (``target_otp`` other than ``running_otp``): the node restarts, the old
+    version must load on the target release (the restart loads it first) and so must
+    the new one."""
+    if running_otp is not None and running_otp == target_otp:
+        return []
+    out = [Finding("new_emulator_needed", KINDS["new_emulator_needed"].severity, None,
+                   f"the upgrade moves to OTP {target_otp}'s emulator"
+                   + (f" from OTP {running_otp}'s" if running_otp is not None else "")
+                   + ": the relup restarts the node (restart_new_emulator) with the old "
+                   "version first, so what this report predicts for running processes "
+                   "does not apply")]
+    for which, data in (("old", old_data), ("new", new_data)):
+        try:
+            v = check_bytes(data, target_otp, module_name=name, loader_only=True)
+        except BeamError:
+            continue
+        if not v.loads:
+            out.append(Finding("module_refused_by_new_emulator",
+                               KINDS["module_refused_by_new_emulator"].severity, None,
+                               f"the {which} version of {name} is refused by OTP "
+                               f"{target_otp}'s loader ({v.reason})"
+                               + (": the restart on the new emulator loads the old "
+                                  "version first, and it does not load" if which == "old"
+                                  else ": the upgrade cannot load it")))
+    return out

@@ -26,7 +26,7 @@ from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective
                                            exceeds, worst)
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
 from beaminspect.release.appchecks import check_applications
-from beaminspect.release.emulator import check_emulator
+from beaminspect.release.emulator import check_emulator, new_emulator_release
 from beaminspect.release.appup import check_appups, settled_by_appups
 from beaminspect.release.facts import ModuleFacts, module_facts, read_facts
 from beaminspect.release.policy import Policy
@@ -211,6 +211,8 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     old = old_release or open_release(old_path, terms_cache=terms_cache)
     new = new_release or open_release(new_path, terms_cache=terms_cache)
     out = _Findings(policy)
+    # The new modules are loaded by the emulator the upgrade moves to, if it changes.
+    loading_otp = new_emulator_release(old, new, target_otp) or running_otp
 
     names = sorted(set(old.modules) | set(new.modules))
     total = len(names)
@@ -272,7 +274,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
         if progress is not None:
             progress(analysed[0], total)
 
-    for item, result in zip(items, _run_jobs(items, running_otp, severities, jobs,
+    for item, result in zip(items, _run_jobs(items, loading_otp, severities, jobs,
                                              finished)):
         name = item[0]
         o, n = by_name[name]
