@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import shutil
 import struct
 import subprocess
@@ -214,7 +215,17 @@ def systools_layout(**kw) -> dict[str, bytes]:
     files = release_files(**kw)
     rel_name, rel_vsn = kw.get("rel_name", "demo"), kw.get("rel_vsn", "1.0")
     files[f"releases/{rel_name}.rel"] = files[f"releases/{rel_vsn}/{rel_name}.rel"]
-    files[f"releases/{rel_vsn}/start.boot"] = b"\x83boot"
+    # A boot script as systools writes it (term_to_binary of {script, ...}): its code
+    # path names each application's ebin.
+    from beaminspect.terms import Atom
+    from etf_encode import encode
+    def text(s: str) -> list:
+        return [ord(c) for c in s]           # an Erlang string
+    dirs = sorted({"$ROOT/" + posixpath.dirname(n) for n in files
+                   if n.startswith("lib/") and n.endswith(".beam")})
+    files[f"releases/{rel_vsn}/start.boot"] = encode(
+        (Atom("script"), (text(rel_name), text(rel_vsn)),
+         [(Atom("path"), [text(d) for d in dirs])]))
     del files["releases/start_erl.data"]
     return files
 

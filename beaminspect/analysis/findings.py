@@ -349,6 +349,17 @@ REGISTRY: tuple[Kind, ...] = (
        supports, for example) stops that restart.""",
        """Rebuild the old release with a compiler the new OTP release supports and install
        it first, or upgrade in two steps through a release both emulators load."""),
+    _k("protocol_dispatch_changed", "info", "release",
+       "a consolidated Elixir protocol changes its implementations",
+       """A mix release consolidates each protocol into one module under
+       releases/VSN/consolidated, which the boot script puts first on the code path. When
+       the set of implementations changes, that module changes: once it is loaded, every
+       call through the protocol dispatches with the new table. An added implementation
+       must be loaded before it; a removed one makes calls for that type raise
+       Protocol.UndefinedError (a warning then).""",
+       """Load new implementation modules before the consolidated protocol (DepMods), and
+       make sure nothing still calls the protocol for a type whose implementation is
+       removed."""),
     _k("release_warning", "info", "release",
        "the release reader noticed something unusual (see the message)",
        """Something about the release's files or layout was unexpected but not fatal: an

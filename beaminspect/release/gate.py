@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from beaminspect import module as _module
+from beaminspect.code.disasm import Literal
 from beaminspect.errors import BeamError, format_error
 from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective_severity,
                                            exceeds, worst)
@@ -325,6 +326,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     dep_mods = _cross_module(old, new, changes, facts_old, facts_new, policy, out,
                              atom_text)
     _release_level(old, new, changes, out)
+    _protocols(old, new, changes, out)
     check_applications(old, new, changes, out)
     check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp)
 
@@ -482,6 +484,48 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
             out.add("load_order", caller, f"{m}:{fa}", msg, location=c.new_path,
                     app=c.new_app, severity=sev)
     return {k: sorted(v) for k, v in sorted(dep_mods.items())}
+
+
+def _protocol_impls(src) -> frozenset | None:
+    """The implementations a consolidated Elixir protocol module dispatches to (the
+    ``{consolidated, [Module...]}`` its ``__protocol__(:impls)`` returns), or None."""
+    if src is None:
+        return None
+    try:
+        m = _module.load(src.read(), file=src.path)
+        fn = next((f for f in m.functions if f.mfa == "__protocol__/1"), None)
+    except (BeamError, OSError):
+        return None
+    for ins in fn.instructions if fn is not None else ():
+        for v in ins.values:
+            if isinstance(v, Literal):
+                v = v.value
+            if isinstance(v, tuple) and len(v) == 2 and v[0] == "consolidated" \
+                    and isinstance(v[1], list):
+                return frozenset(str(x) for x in v[1])
+    return None
+
+
+def _protocols(old: Release, new: Release, changes: dict, out: _Findings) -> None:
+    """A consolidated protocol (a mix release's ``releases/VSN/consolidated``) whose
+    implementations change: every call through it dispatches with the new table."""
+    for ch in changes.values():
+        if ch.status != "changed" or "/consolidated/" not in (ch.new_path or ""):
+            continue
+        a = _protocol_impls(old.modules.get(ch.name))
+        b = _protocol_impls(new.modules.get(ch.name))
+        if a is None or b is None:
+            continue
+        added, removed = sorted(b - a), sorted(a - b)
+        what = "; ".join(x for x in (f"added {', '.join(added)}" if added else "",
+                                     f"removed {', '.join(removed)}" if removed else "") if x)
+        out.add("protocol_dispatch_changed", ch.name, None,
+                f"the consolidated protocol {ch.name} changes its implementations "
+                f"({what or 'the same ones, recompiled'}): once it is loaded, every call "
+                "through it dispatches with the new table; a type whose implementation is "
+                "added needs that module loaded first (load it before the protocol), one "
+                "whose implementation is removed raises Protocol.UndefinedError",
+                location=ch.new_path, severity="warning" if removed else None)
 
 
 def _release_level(old: Release, new: Release, changes: dict, out: _Findings) -> None:

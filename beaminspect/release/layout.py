@@ -241,6 +241,8 @@ def _digest(data: bytes) -> bytes:
 
 #: A release's configuration files, read from ``releases/VSN/``.
 CONFIG_FILES = ("sys.config", "runtime.exs")
+#: A release's boot script, as text or as the binary term systools makes.
+BOOT_FILES = ("start.script", "start.boot")
 
 
 def _priv_split(relpath: str) -> tuple[str, str] | None:
@@ -257,7 +259,7 @@ def _interesting(relpath: str) -> bool:
     base = posixpath.basename(relpath)
     if base.endswith((".beam", ".app", ".appup", ".rel", ".ez")):
         return True
-    if base in CONFIG_FILES:
+    if base in CONFIG_FILES or base in BOOT_FILES:
         return _is_releases_path(relpath)
     return base in ("RELEASES", "start_erl.data") or _priv_split(relpath) is not None
 
@@ -516,6 +518,7 @@ class _Collector:
         self.start_erl: _Entry | None = None
         self.releases_file: _Entry | None = None
         self.configs: list[_Entry] = []                       # releases/VSN/sys.config...
+        self.boot: list[_Entry] = []                          # releases/VSN/start.script
         self.priv: dict[str, dict[str, _Entry]] = {}          # app dir key -> path -> entry
         self.seen_paths: dict[str, int] = {}
 
@@ -560,6 +563,8 @@ class _Collector:
             self.releases_file = entry
         elif base in CONFIG_FILES and _is_releases_path(relpath):
             self.configs.append(entry)
+        elif base in BOOT_FILES and _is_releases_path(relpath):
+            self.boot.append(entry)
         else:
             split = _priv_split(relpath)
             if split is not None:
@@ -740,18 +745,32 @@ def _build(c: _Collector, root: str, rel_vsn: str | None,
     modules: dict[str, ModuleSource] = {}
     found: dict[str, list[ModuleSource]] = {}
     per_app: dict[str, list[str]] = {}
+    boot_path = _boot_path(c, current, warnings)
+    rank: dict[str, int] = {d: i for i, d in enumerate(boot_path or ())}
+    chosen_dir: dict[str, str] = {}
     for key, entry in sorted(c.beams, key=lambda ke: ke[1].relpath):
         if key is not None and key not in kept_keys:
             continue
+        where = posixpath.dirname(entry.relpath)
+        if boot_path is not None and where not in rank and _is_releases_path(entry.relpath):
+            continue        # another release version's directory (its consolidated protocols)
         info = infos.get(key) if key is not None else None
         mod = posixpath.basename(entry.relpath)[:-len(".beam")]
         src = ModuleSource(mod, info["name"] if info else None, info["vsn"] if info else None,
                            entry.display, entry.size, entry.read)
         found.setdefault(mod, []).append(src)
-        modules.setdefault(mod, src)
+        # The copy the code server loads: the first on the boot script's code path.
+        if mod not in modules or rank.get(where, len(rank)) < rank.get(chosen_dir[mod],
+                                                                      len(rank)):
+            modules[mod] = src
+            chosen_dir[mod] = where
         if info:
             per_app.setdefault(info["name"], []).append(mod)
-    duplicates = [(m, srcs) for m, srcs in sorted(found.items()) if len(srcs) > 1]
+    # A copy the boot script puts first from a release's own directory (mix's
+    # consolidated protocols) replaces the others by design: not a duplicate.
+    duplicates = [(m, srcs) for m, srcs in sorted(found.items())
+                  if len(srcs) > 1 and not (chosen_dir[m] in rank
+                                            and _is_releases_path(chosen_dir[m] + "/x"))]
     for m, srcs in duplicates:
         warnings.append(ReleaseWarning(
             "duplicate_module", srcs[0].path,
@@ -783,6 +802,53 @@ def _build(c: _Collector, root: str, rel_vsn: str | None,
     return Release(root=root, modules=modules, apps=apps, warnings=warnings,
                    duplicates=duplicates, rels=rels, current_rel=current,
                    configs=_current_configs(c, current))
+
+
+def _boot_path(c: _Collector, current: RelInfo | None, warnings: list) -> list[str] | None:
+    """The code path of the current release's boot script (``releases/VSN/start.script``
+    or ``start.boot``), as directories relative to the release root, in order; None
+    without one."""
+    by_vsn: dict[str, _Entry] = {}
+    for e in c.boot:
+        parts = e.relpath.split("/")
+        if e.relpath.endswith(".script") or parts[-2] not in by_vsn:
+            by_vsn[parts[-2]] = e
+    entry = by_vsn.get(current.vsn) if current is not None else (
+        next(iter(by_vsn.values())) if len(by_vsn) == 1 else None)
+    if entry is None:
+        return None
+    prefix = posixpath.dirname(posixpath.dirname(posixpath.dirname(entry.relpath)))
+    try:
+        data = entry.read()
+        if entry.relpath.endswith(".boot"):
+            from beaminspect.terms.etf import decode
+            script = decode(data, file=entry.display)
+        else:
+            terms = parse_bytes(data, file=entry.display)
+            script = terms[0] if len(terms) == 1 else None
+    except BeamError as exc:
+        warnings.append(ReleaseWarning("bad_boot_script", entry.display, exc.reason,
+                                       exc.offset))
+        return None
+    if not (isinstance(script, tuple) and len(script) == 3 and isinstance(script[2], list)):
+        warnings.append(ReleaseWarning("bad_boot_script", entry.display,
+                                       "not {script, {Name, Vsn}, Instructions}"))
+        return None
+    out: list[str] = []
+    for ins in script[2]:
+        if isinstance(ins, tuple) and len(ins) == 2 and ins[0] == Atom("path") \
+                and isinstance(ins[1], list):
+            for d in ins[1]:
+                text = as_text(d)
+                if text is None:
+                    continue
+                text = text.replace("$RELEASE_LIB", "lib").replace("$ROOT/", "")
+                rel = posixpath.normpath(text)
+                if prefix:
+                    rel = posixpath.join(prefix, rel)
+                if rel not in out:
+                    out.append(rel)
+    return out
 
 
 def _current_configs(c: _Collector, current: RelInfo | None) -> dict:
