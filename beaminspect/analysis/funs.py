@@ -74,6 +74,9 @@ _STORES = {
     ("Elixir.Kernel", "send"): "a message", ("Elixir.Process", "send"): "a message",
     ("Elixir.Process", "send_after"): "a message",
 }
+#: Functions that run the fun they get (first argument) in a new process and keep what
+#: it returns as that process's state: funs that fun returns are stored there.
+_STATE_INITIALISERS = frozenset({("Elixir.Agent", "start"), ("Elixir.Agent", "start_link")})
 #: Callbacks whose return value (in x0) holds the process state.
 _STATE_CALLBACKS = frozenset({"init/1", "handle_call/3", "handle_cast/2", "handle_info/2",
                               "handle_continue/2", "code_change/3", "code_change/4",
@@ -237,13 +240,47 @@ def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
     return best or "unknown", where
 
 
+def _state_initialisers(m: BeamModule) -> frozenset[str]:
+    """The funs of ``m`` (name/arity of their function) handed as first argument to a
+    call that keeps what they return as a new process's state (``Agent.start(fn ->
+    ... end)``): following moves only, in code order."""
+    out = set()
+    for fn in m.functions:
+        for i, ins in enumerate(fn.instructions):
+            if ins.name not in ("make_fun2", "make_fun3"):
+                continue
+            ref = next((v for v in ins.values if type(v) is FunRef), None)
+            if ref is None:
+                continue
+            held = {_dest(ins.values[1]) if ins.name == "make_fun3" else ("x", 0)}
+            for later in fn.instructions[i + 1:]:
+                if later.name == "move" and len(later.values) == 2:
+                    src, dst = _dest(later.values[0]), _dest(later.values[1])
+                    if src in held:
+                        held.add(dst)
+                    else:
+                        held.discard(dst)
+                elif later.name in _CALL_EXT or later.name in _CALL_LOCAL \
+                        or later.name in ("return", "label"):
+                    target = next((v for v in later.values if type(v) is ExtFunc), None)
+                    if target is not None and ("x", 0) in held and \
+                            (target.module, target.function) in _STATE_INITIALISERS:
+                        out.add(f"{ref.name}/{ref.arity}")
+                    break
+    return frozenset(out)
+
+
 def classify_funs(m: BeamModule, *, behaviour: bool) -> list[FunUse]:
     """Every fun ``m`` creates, with what happens to it (see the module docstring).
-    ``behaviour``: the module's callbacks hold a process state (gen_* behaviours)."""
+    ``behaviour``: the module's callbacks hold a process state (gen_* behaviours).
+    The function of a fun handed to ``Agent.start`` returns the Agent's state: a fun it
+    returns is stored there."""
     exported = {f"{e.name}/{e.arity}" for e in m.exports}
+    initialisers = _state_initialisers(m)
     out = []
     for fn in m.functions:
-        callback = behaviour and fn.mfa in _STATE_CALLBACKS
+        initialiser = fn.mfa in initialisers
+        callback = (behaviour and fn.mfa in _STATE_CALLBACKS) or initialiser
         for i, ins in enumerate(fn.instructions):
             if ins.name not in ("make_fun2", "make_fun3"):
                 continue
@@ -252,6 +289,10 @@ def classify_funs(m: BeamModule, *, behaviour: bool) -> list[FunUse]:
                 continue
             reg = _dest(ins.values[1]) if ins.name == "make_fun3" else ("x", 0)
             cls, where = _walk(fn, i, reg, callback=callback, exported=fn.mfa in exported)
+            if initialiser and where == "the process state":
+                where = "an Agent's state"
+            elif initialiser and cls == "stored" and where == "the reply to the caller":
+                cls, where = "unknown", None     # no reply: the Agent keeps the value
             out.append(FunUse(f"{ref.name}/{ref.arity}", fn.mfa, cls, where))
     return out
 

@@ -577,7 +577,7 @@ def _fa(v) -> str:
 _FUN_RANK = {c: i for i, c in enumerate(FUN_CLASSES)}
 #: Where a stored fun is called again by a long-lived holder.
 _FATAL_STORES = frozenset({"the process state", "ETS", "persistent_term",
-                           "the process dictionary"})
+                           "the process dictionary", "an Agent's state"})
 
 #: Kinds about the file itself, which keep their severity when the MD5 is unchanged.
 _ABOUT_THE_FILE = frozenset({"reload_not_needed", "module_name_differs", "opcode_too_new"})

@@ -1,0 +1,9 @@
+# A public function renamed (greet/1 in v1, hello/1 in v2): a caller that still calls
+# greet/1 after the upgrade gets undef (UndefinedFunctionError). v1.
+defmodule HlExRenamedFunction do
+  def scenario do
+    [{:call, 'greet/1', {__MODULE__, :greet, ["x"]}}]
+  end
+
+  def greet(name), do: "hi " <> name
+end
