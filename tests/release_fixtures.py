@@ -364,3 +364,19 @@ def _otp_app_vsn(app: str) -> str:
                         'io:format("~s", [erlang:system_info(version)]), halt().'],
                        capture_output=True, text=True, timeout=60)
     return r.stdout.strip()
+
+
+def bare_app_pair(work: Path) -> tuple[Path, Path]:
+    """Two versions (1.0, 1.1) of an application ``shop`` as bare ebins with their .app
+    files, holding the two versions of the export_removed pair's module."""
+    src = Path(__file__).resolve().parent.parent / "samples" / "pairs" / "export_removed"
+    out = []
+    for side, vsn in (("v1", "1.0"), ("v2", "1.1")):
+        ebin = work / side / "shop" / "ebin"
+        ebin.mkdir(parents=True)
+        for beam in (src / side).glob("*.beam"):
+            (ebin / beam.name).write_bytes(beam.read_bytes())
+        (ebin / "shop.app").write_text(
+            f'{{application,shop,[{{vsn,"{vsn}"}},{{modules,[hl_export_removed]}}]}}.\n')
+        out.append(ebin)
+    return out[0], out[1]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from release_fixtures import bare_app_pair
+
 REPO = Path(__file__).resolve().parent.parent
 EBIN = REPO / "samples" / "ebin"
 
@@ -102,24 +104,9 @@ def test_releases_modelled_from_sources_are_labelled():
 PAIRS = REPO / "samples" / "pairs"
 
 
-def _app_pair(tmp_path: Path) -> tuple[Path, Path]:
-    """Two versions of an application (bare ebins with their .app files)."""
-    src = PAIRS / "export_removed"
-    out = []
-    for side, vsn in (("v1", "1.0"), ("v2", "1.1")):
-        ebin = tmp_path / side / "shop" / "ebin"
-        ebin.mkdir(parents=True)
-        for beam in (src / side).glob("*.beam"):
-            (ebin / beam.name).write_bytes(beam.read_bytes())
-        (ebin / "shop.app").write_text(
-            f'{{application,shop,[{{vsn,"{vsn}"}},{{modules,[hl_export_removed]}}]}}.\n')
-        out.append(ebin)
-    return out[0], out[1]
-
-
 def _cases(tmp_path: Path) -> dict:
     """Per command, an invocation for each exit code the README documents for it."""
-    old, new = _app_pair(tmp_path)
+    old, new = bare_app_pair(tmp_path)
     beam = EBIN / "bi_server.beam"
     corrupt = tmp_path / "corrupt.beam"
     corrupt.write_bytes(beam.read_bytes()[:200])

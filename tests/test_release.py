@@ -449,15 +449,8 @@ def test_a_bare_ebin_with_its_app_file_is_that_application(tmp_path):
     by it; the directory above names it otherwise), so its .appup is checked."""
     from beaminspect.release.gate import compare_releases
     from beaminspect.release.layout import open_release
-    src = Path(__file__).resolve().parent.parent / "samples" / "pairs" / "export_removed"
-    for side, vsn in (("v1", "1.0"), ("v2", "1.1")):
-        ebin = tmp_path / side / "shop" / "ebin"
-        ebin.mkdir(parents=True)
-        for beam in (src / side).glob("*.beam"):
-            (ebin / beam.name).write_bytes(beam.read_bytes())
-        (ebin / "shop.app").write_text(
-            f'{{application,shop,[{{vsn,"{vsn}"}},{{modules,[hl_export_removed]}}]}}.\n')
-    old, new = tmp_path / "v1" / "shop" / "ebin", tmp_path / "v2" / "shop" / "ebin"
+    from release_fixtures import bare_app_pair
+    old, new = bare_app_pair(tmp_path)
     rel = open_release(new)
     assert list(rel.apps) == ["shop"] and rel.modules["hl_export_removed"].app == "shop"
     kinds = {f.kind for f in compare_releases(old, new).findings}

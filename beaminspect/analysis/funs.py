@@ -240,19 +240,24 @@ def _walk(fn: Function, start: int, reg, *, callback: bool, exported: bool):
     return best or "unknown", where
 
 
+def _made_funs(fn: Function):
+    """``(index, FunRef, destination register)`` of each fun ``fn`` makes."""
+    for i, ins in enumerate(fn.instructions):
+        if ins.name not in ("make_fun2", "make_fun3"):
+            continue
+        ref = next((v for v in ins.values if type(v) is FunRef), None)
+        if ref is not None:
+            yield i, ref, (_dest(ins.values[1]) if ins.name == "make_fun3" else ("x", 0))
+
+
 def _state_initialisers(m: BeamModule) -> frozenset[str]:
     """The funs of ``m`` (name/arity of their function) handed as first argument to a
     call that keeps what they return as a new process's state (``Agent.start(fn ->
     ... end)``): following moves only, in code order."""
     out = set()
     for fn in m.functions:
-        for i, ins in enumerate(fn.instructions):
-            if ins.name not in ("make_fun2", "make_fun3"):
-                continue
-            ref = next((v for v in ins.values if type(v) is FunRef), None)
-            if ref is None:
-                continue
-            held = {_dest(ins.values[1]) if ins.name == "make_fun3" else ("x", 0)}
+        for i, ref, reg in _made_funs(fn):
+            held = {reg}
             for later in fn.instructions[i + 1:]:
                 if later.name == "move" and len(later.values) == 2:
                     src, dst = _dest(later.values[0]), _dest(later.values[1])
@@ -281,13 +286,7 @@ def classify_funs(m: BeamModule, *, behaviour: bool) -> list[FunUse]:
     for fn in m.functions:
         initialiser = fn.mfa in initialisers
         callback = (behaviour and fn.mfa in _STATE_CALLBACKS) or initialiser
-        for i, ins in enumerate(fn.instructions):
-            if ins.name not in ("make_fun2", "make_fun3"):
-                continue
-            ref = next((v for v in ins.values if type(v) is FunRef), None)
-            if ref is None:
-                continue
-            reg = _dest(ins.values[1]) if ins.name == "make_fun3" else ("x", 0)
+        for i, ref, reg in _made_funs(fn):
             cls, where = _walk(fn, i, reg, callback=callback, exported=fn.mfa in exported)
             if initialiser and where == "the process state":
                 where = "an Agent's state"

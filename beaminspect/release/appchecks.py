@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from beaminspect import module as _module
 from beaminspect.errors import BeamError
-from beaminspect.release.layout import AppInfo, Release
+from beaminspect.release.layout import AppInfo, Release, proplist
 from beaminspect.terms import Atom
 from beaminspect.terms.printer import format_term
 from beaminspect.terms.source import parse_bytes
@@ -181,16 +181,6 @@ def _nif_loaders(app: str, rel: Release) -> set[str]:
 
 # -- the application environment --------------------------------------------------------
 
-def _pairs(v) -> dict | None:
-    if not isinstance(v, list):
-        return None
-    out = {}
-    for x in v:
-        if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], Atom):
-            out[str(x[0])] = x[1]
-    return out
-
-
 def _sys_config(rel: Release) -> dict:
     """``sys.config`` as {application: {key: value}} (file references and anything
     that is not {App, [{Key, Value}]} left out); empty without one."""
@@ -207,7 +197,7 @@ def _sys_config(rel: Release) -> dict:
     out = {}
     for entry in terms[0]:
         if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], Atom):
-            kv = _pairs(entry[1])
+            kv = proplist(entry[1])
             if kv is not None:
                 out.setdefault(str(entry[0]), {}).update(kv)
     return out
@@ -218,7 +208,7 @@ def _environments(rel: Release) -> tuple[dict, dict]:
     ``sys.config``), and the keys that ``sys.config`` sets."""
     env = {}
     for name, a in rel.apps.items():
-        kv = _pairs(a.app_property("env", [])) if a.app_file_terms is not None else None
+        kv = proplist(a.app_property("env", [])) if a.app_file_terms is not None else None
         if kv:
             env[name] = dict(kv)
     sys_config = _sys_config(rel)

@@ -57,7 +57,7 @@ from beaminspect.terms import Atom
 
 __all__ = [
     "open_release", "Release", "ModuleSource", "AppInfo", "RelInfo", "ReleaseWarning",
-    "Limits", "version_key", "PrivFile",
+    "Limits", "version_key", "PrivFile", "proplist",
 ]
 
 MB = 1024 * 1024
@@ -207,17 +207,22 @@ def _split_app_dir(dirname: str) -> tuple[str, str | None]:
     return dirname, None
 
 
-def _app_props(terms) -> dict | None:
-    if not terms or not isinstance(terms[0], tuple) or len(terms[0]) != 3:
-        return None
-    props = terms[0][2]
-    if not isinstance(props, list):
+def proplist(v) -> dict | None:
+    """A list of ``{Key, Value}`` with atom keys as a dict (the last of a repeated key
+    wins; other elements left out), or None when ``v`` is not a list."""
+    if not isinstance(v, list):
         return None
     out = {}
-    for item in props:
+    for item in v:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Atom):
             out[str(item[0])] = item[1]
     return out
+
+
+def _app_props(terms) -> dict | None:
+    if not terms or not isinstance(terms[0], tuple) or len(terms[0]) != 3:
+        return None
+    return proplist(terms[0][2])
 
 
 class _Entry:
