@@ -11,7 +11,7 @@ defmodule HlExCastRemoved do
 
   def add_then_get(pid, n) do
     GenServer.cast(pid, {:add, n})
-    GenServer.call(pid, :get, 1000)
+    GenServer.call(pid, :get, 10_000)
   end
 
   @impl true
