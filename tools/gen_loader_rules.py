@@ -86,7 +86,7 @@ KINDS = "uianxyfpqlo"
 
 #: Obsolete opcodes the loader still translates, probed on instances of the opcode
 #: whose operands they share (the compiler no longer emits them).
-TEMPLATES = {15: 12, 14: 13}  # allocate_zero <- allocate, allocate_heap_zero <- allocate_heap
+TEMPLATES = {14: 12, 15: 13}  # allocate_zero <- allocate, allocate_heap_zero <- allocate_heap
 
 #: prepare_loading/2's answer per file, one line each (tab-separated: the file, "ok" or
 #: "error Reason", and the loader's logged words); tests/test_loader_agreement.py uses it too.

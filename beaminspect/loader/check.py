@@ -306,7 +306,8 @@ def _literals(view, otp: int) -> int:
                 f"the literal table claims {claimed & 0xFFFFFFFF} bytes: the loader would "
                 "fail to allocate them")
     if claimed > MAX_LITERAL_TABLE:
-        _refuse("literal_table_too_large",
+        # Not the loader's refusal (it allocates what is claimed): beaminspect's bound.
+        _refuse("literal_table_over_limit",
                 f"the literal table claims {claimed} bytes uncompressed (beaminspect "
                 f"inflates at most {MAX_LITERAL_TABLE})")
     d = zlib.decompressobj()
