@@ -54,17 +54,26 @@ def new_emulator_release(old: Release, new: Release,
     return release_of_erts(_major(b))
 
 
+def _refusal(data: bytes, otp: int, name: str) -> str | None:
+    """The reason OTP ``otp``'s loader gives for refusing ``data``, or None when it
+    loads it (or the file cannot be read: that is reported elsewhere)."""
+    try:
+        v = check_bytes(data, otp, module_name=name, loader_only=True)
+    except BeamError:
+        return None
+    return None if v.loads else v.reason
+
+
 def check_emulator(old: Release, new: Release, out, target_otp: int | None = None,
-                   running_otp: int | None = None) -> int | None:
+                   running_otp: int | None = None) -> None:
     """Add ``new_emulator_needed`` and ``module_refused_by_new_emulator`` findings to
-    ``out`` when the emulator changes (or ``target_otp`` differs from ``running_otp``).
-    Returns the target OTP release checked against, or None."""
+    ``out`` when the emulator changes (or ``target_otp`` differs from ``running_otp``)."""
     a, b = erts_version(old), erts_version(new)
     changes = a is not None and b is not None and a != b
-    target = target_otp if target_otp is not None else release_of_erts(_major(b))
+    target = new_emulator_release(old, new, target_otp)
     if not changes and not (target_otp is not None and running_otp is not None
                             and target_otp != running_otp):
-        return None
+        return
     where = new.current_rel.path if new.current_rel is not None else None
     if changes:
         rel_a, rel_b = release_of_erts(_major(a)), release_of_erts(_major(b))
@@ -77,19 +86,18 @@ def check_emulator(old: Release, new: Release, out, target_otp: int | None = Non
                 "not apply) with the old release's applications, which must load there, "
                 "and then upgrades them", location=where)
     if target is None or target not in RELEASES:
-        return None
+        return
     for name, src in sorted(old.modules.items()):
         try:
-            v = check_bytes(src.read(), target, module_name=name, loader_only=True)
+            reason = _refusal(src.read(), target, name)
         except (BeamError, OSError):
             continue            # unreadable: reported as such elsewhere
-        if not v.loads:
+        if reason is not None:
             out.add("module_refused_by_new_emulator", name, None,
                     f"{name} of the running release is refused by OTP {target}'s loader "
-                    f"({v.reason}): the restart on the new emulator loads the old "
+                    f"({reason}): the restart on the new emulator loads the old "
                     "release's modules first, and this one does not load",
                     location=src.path, app=src.app)
-    return target
 
 
 def module_emulator_findings(old_data: bytes, new_data: bytes, name: str,
@@ -107,15 +115,12 @@ def module_emulator_findings(old_data: bytes, new_data: bytes, name: str,
                    "version first, so what this report predicts for running processes "
                    "does not apply")]
     for which, data in (("old", old_data), ("new", new_data)):
-        try:
-            v = check_bytes(data, target_otp, module_name=name, loader_only=True)
-        except BeamError:
-            continue
-        if not v.loads:
+        reason = _refusal(data, target_otp, name)
+        if reason is not None:
             out.append(Finding("module_refused_by_new_emulator",
                                KINDS["module_refused_by_new_emulator"].severity, None,
                                f"the {which} version of {name} is refused by OTP "
-                               f"{target_otp}'s loader ({v.reason})"
+                               f"{target_otp}'s loader ({reason})"
                                + (": the restart on the new emulator loads the old "
                                   "version first, and it does not load" if which == "old"
                                   else ": the upgrade cannot load it")))

@@ -752,6 +752,9 @@ def _build(c: _Collector, root: str, rel_vsn: str | None,
     per_app: dict[str, list[str]] = {}
     boot_path = _boot_path(c, current, warnings)
     rank: dict[str, int] = {d: i for i, d in enumerate(boot_path or ())}
+    # Directories of the release's own that the boot path names (mix's consolidated
+    # protocols): a copy there replaces the others by design.
+    overrides = {d for d in rank if "releases" in d.split("/")}
     chosen_dir: dict[str, str] = {}
     for key, entry in sorted(c.beams, key=lambda ke: ke[1].relpath):
         if key is not None and key not in kept_keys:
@@ -771,11 +774,8 @@ def _build(c: _Collector, root: str, rel_vsn: str | None,
             chosen_dir[mod] = where
         if info:
             per_app.setdefault(info["name"], []).append(mod)
-    # A copy the boot script puts first from a release's own directory (mix's
-    # consolidated protocols) replaces the others by design: not a duplicate.
     duplicates = [(m, srcs) for m, srcs in sorted(found.items())
-                  if len(srcs) > 1 and not (chosen_dir[m] in rank
-                                            and _is_releases_path(chosen_dir[m] + "/x"))]
+                  if len(srcs) > 1 and chosen_dir[m] not in overrides]
     for m, srcs in duplicates:
         warnings.append(ReleaseWarning(
             "duplicate_module", srcs[0].path,
