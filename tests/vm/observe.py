@@ -115,6 +115,49 @@ def pair_names() -> list[str]:
     return sorted(p.name for p in PAIRS.iterdir() if (p / "v1").is_dir())
 
 
+def elixir_pair_names() -> list[str]:
+    """The pairs written in Elixir (their sources are .ex files)."""
+    return [n for n in pair_names() if list((PAIRS / n / "v1").glob("*.ex"))]
+
+
+def compile_elixir_pairs(release, dest: str | os.PathLike) -> dict[str, tuple[Path, Path]]:
+    """Compile every Elixir pair's v1 and v2 sources with ``release``'s own ``elixirc``
+    (a ``tests/otp.py`` Release) into ``dest``/<pair>/v1 and v2 on the host; returns
+    pair -> (v1 beam, v2 beam).  One VM compiles them all."""
+    names = elixir_pair_names()
+    with release.scratch() as s:
+        jobs = []
+        for name in names:
+            for side in ("v1", "v2"):
+                src = next((PAIRS / name / side).glob("*.ex"))
+                out = os.path.join(s.dir, "out", name, side)
+                os.makedirs(out)
+                jobs.append((s.stage(str(src)), release.vm_path(out)))
+        listing = ", ".join(f'{{"{src}", "{out}"}}' for src, out in jobs)
+        script = (f"for {{src, out}} <- [{listing}] do\n"
+                  "  Code.put_compiler_option(:ignore_module_conflict, true)\n"
+                  "  {:ok, _, _} = Kernel.ParallelCompiler.compile_to_path([src], out)\n"
+                  "end\n")
+        done = release.run(["env", "ERL_COMPILER_OPTIONS=deterministic",
+                            "elixir", "-e", script], timeout=300)
+        if done.returncode != 0:
+            raise HarnessError(f"elixirc of OTP {release.otp_release} failed: "
+                               f"{done.stderr[-2000:]}")
+        result = {}
+        for name in names:
+            sides = []
+            for side in ("v1", "v2"):
+                target = Path(dest) / name / side
+                target.mkdir(parents=True)
+                beams = sorted(Path(s.dir, "out", name, side).glob("*.beam"))
+                if len(beams) != 1:
+                    raise HarnessError(f"{name}/{side}: elixirc made {len(beams)} beams")
+                shutil.copyfile(beams[0], target / beams[0].name)
+                sides.append(target / beams[0].name)
+            result[name] = (sides[0], sides[1])
+        return result
+
+
 def pair_beams(name: str) -> tuple[Path, Path]:
     v1 = sorted((PAIRS / name / "v1").glob("*.beam"))
     v2 = sorted((PAIRS / name / "v2").glob("*.beam"))
