@@ -84,6 +84,13 @@ KNOWN_OPEN = {
         "a bit flip turns fmove's float-register destination into an x register: OTP 25 "
         "has no specific fmove for two registers ('no specific operation found'); the "
         "measured rules judge each operand alone, and fmove's kinds depend on the pair"),
+    "3546439388fb721b": (
+        "Elixir.HlExLoopReentered.beam",
+        "a line instruction's index becomes an integer too large for a word (2^70): OTP "
+        "25 loads it; the library reads the index as out of the Line table and check "
+        "refuses it with the rule measured on a line that follows func_info (func_line "
+        "wants an untagged integer); what index the loader takes from such an operand is "
+        "not modelled"),
 }
 
 
