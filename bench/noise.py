@@ -2,7 +2,8 @@
 
     python bench/noise.py [OLD_TREE NEW_TREE]
 
-Over the bundled pairs (samples/pairs, one module each) and, when given, two whole
+Over the bundled pairs (samples/pairs, one module each; blocking calls read from the
+host's OTP and Elixir code) and, when given, two whole
 release trees compared by the gate (e.g. OTP 27's and OTP 29's lib directories from
 the oracle roots).  Prints a Markdown table; make bench appends it to its results.
 """
@@ -22,6 +23,9 @@ import beaminspect  # noqa: E402
 
 def _pairs():
     from beaminspect.analysis.hotload import analyse
+    from beaminspect.analysis.waits import WaitIndex
+    # Which calls block, read from the host's OTP and Elixir code, as the VM tests do.
+    waits = WaitIndex.from_code_path(["/usr/lib/erlang/lib", "/usr/lib/elixir/lib"])
     root = os.path.join(os.path.dirname(HERE), "samples", "pairs")
     counts, modules = collections.Counter(), 0
     for d in sorted(glob.glob(os.path.join(root, "*"))):
@@ -30,7 +34,8 @@ def _pairs():
         if len(v1) != 1 or len(v2) != 1:
             continue
         modules += 1
-        for f in analyse(beaminspect.load(v1[0]), beaminspect.load(v2[0])).findings:
+        for f in analyse(beaminspect.load(v1[0]), beaminspect.load(v2[0]),
+                         waits=waits).findings:
             counts[(f.severity, f.kind)] += 1
     return modules, counts
 

@@ -349,3 +349,28 @@ def test_same_md5_is_do_not_load_and_never_fails(pair):
 def test_vsn_renders_as_erlang_writes_it():
     msgs = [f.message for f in report("vsn_not_bumped").findings if f.kind == "vsn_not_bumped"]
     assert msgs and '-vsn stays "1"' in msgs[0] and "[49]" not in msgs[0]
+
+
+@needs_erl
+def test_code_path_tells_which_calls_block(tmp_path):
+    """diff --code-path reads the running system's code for what blocks: sys:get_state/2
+    is in no table, and gen_server:start/3 only waits through proc_lib; without the code
+    path they are looked up in the table and missed."""
+    a, b = pair("blocked_derived")
+    lib = os.path.dirname(os.path.dirname(os.path.dirname(OTP_BEAMS[0])))
+
+    def blocked(*extra):
+        r = runner.invoke(app, ["diff", a, b, "--format", "json", *extra])
+        assert r.exit_code in (0, 1), r.output
+        return {f["function"]: f for f in json.loads(r.output)["findings"]
+                if f["kind"] == "purge_kills_blocked_call"}
+
+    assert "peek/1" not in blocked() and "starter/0" not in blocked()
+    found = blocked("--code-path", lib)
+    assert found["peek/1"]["severity"] == "error"
+    assert "sys:get_state/2 (which waits in gen:do_call/4)" in found["peek/1"]["message"]
+    assert "gen_server:start/3 (which waits in proc_lib:" in found["starter/0"]["message"]
+    # The gen_server that printed, logged, read a file and set a timer does not wait.
+    assert "handle_call/3" not in found
+    # A directory of beams works as well as a lib directory; an empty one changes nothing.
+    assert blocked("--code-path", str(tmp_path)).keys() == blocked().keys()

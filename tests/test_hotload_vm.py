@@ -13,12 +13,14 @@ on that release's VM: what `use GenServer` injects and how structs compile diffe
 between Elixir releases.
 """
 
+import functools
 import os
 
 import pytest
 
 import beaminspect
 from beaminspect.analysis.hotload import analyse
+from beaminspect.analysis.waits import WaitIndex
 from otp import needs_erl, require_otp
 from vm.observe import compile_elixir_pairs, elixir_pair_names, observe, pair_beams, pair_names
 from vm.verdicts import judge
@@ -29,10 +31,17 @@ PAIRS = pair_names()
 RELEASES = (25, 27, 29)
 
 
+@functools.lru_cache(maxsize=None)
+def release_code(release: int) -> WaitIndex:
+    """Which calls block, read from the release's own OTP and Elixir code."""
+    rel = require_otp(release)
+    return WaitIndex.from_code_path([rel.lib_dir, rel.elixir_lib])
+
+
 def compare(name: str, release: int = 25, beams=None):
     v1, v2 = beams or pair_beams(name)
     old, new = beaminspect.load(v1), beaminspect.load(v2)
-    report = analyse(old, new)
+    report = analyse(old, new, waits=release_code(release))
     records = observe(v1, v2, release=require_otp(release))
     return report, judge(report, old, records, new)
 

@@ -11,6 +11,8 @@ The model (checked against the running VM by the test suite; see the README):
   no message between the load and the purge is still in the old code and is killed.
 * A process blocked in a non-tail call made from old code (a receive in a callee,
   ``gen_server:call``, ``timer:sleep``...) has a return address into the old code.
+  Which external calls block is found in the code they call when it is at hand
+  (:mod:`beaminspect.analysis.waits`).
 * Funs created by the old instance raise ``badfun`` once it is purged, unless the new
   file has the same MD5.  ``fun M:F/A`` always runs the current code.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from beaminspect.analysis.elixir import elixir_facts, otp_behaviours, struct_changes
 from beaminspect.analysis.supervisor import child_ids, init_reach
+from beaminspect.analysis.waits import table_waits
 from beaminspect.analysis.funs import CLASSES as FUN_CLASSES, classify_funs, spawned_functions
 from beaminspect.analysis.state import STATE_ARGS, state_tags
 from beaminspect.analysis.diff import ModuleDiff, diff_modules, hand_set_vsn
@@ -33,45 +36,7 @@ from beaminspect.analysis.findings import Finding, effective_severity, exceeds, 
 
 __all__ = ["HotLoadReport", "analyse", "record_shapes", "state_changed", "StateShapes",
            "state_shape_changes", "GEN_BEHAVIOURS",
-           "GEN_CALLBACKS", "BLOCKING_CALLS", "max_severity_at_least"]
-
-#: External calls that block the calling process until something else happens.
-BLOCKING_CALLS = frozenset({
-    ("gen_server", "call", 2), ("gen_server", "call", 3), ("gen_server", "multi_call", 2),
-    ("gen_server", "multi_call", 3), ("gen_server", "multi_call", 4),
-    ("gen_statem", "call", 2), ("gen_statem", "call", 3),
-    ("gen_event", "call", 3), ("gen_event", "call", 4), ("gen_event", "sync_notify", 2),
-    ("gen", "call", 3), ("gen", "call", 4),
-    ("timer", "sleep", 1),
-    ("supervisor", "start_child", 2), ("supervisor", "terminate_child", 2),
-    ("supervisor", "restart_child", 2), ("supervisor", "delete_child", 2),
-    ("supervisor", "which_children", 1), ("supervisor", "count_children", 1),
-    ("rpc", "call", 4), ("rpc", "call", 5), ("erpc", "call", 4), ("erpc", "call", 5),
-    ("io", "get_line", 1), ("io", "get_line", 2), ("io", "get_chars", 2), ("io", "get_chars", 3),
-    ("io", "read", 1), ("io", "read", 2),
-    ("proc_lib", "start", 3), ("proc_lib", "start", 4), ("proc_lib", "start_link", 3),
-    ("proc_lib", "start_link", 4),
-    ("global", "trans", 2), ("global", "trans", 3), ("global", "trans", 4),
-    # Elixir's standard library
-    ("Elixir.GenServer", "call", 2), ("Elixir.GenServer", "call", 3),
-    ("Elixir.GenServer", "multi_call", 2), ("Elixir.GenServer", "multi_call", 3),
-    ("Elixir.GenServer", "multi_call", 4), ("Elixir.GenServer", "stop", 1),
-    ("Elixir.GenServer", "stop", 2), ("Elixir.GenServer", "stop", 3),
-    ("Elixir.Process", "sleep", 1),
-    ("Elixir.Task", "await", 1), ("Elixir.Task", "await", 2),
-    ("Elixir.Task", "await_many", 1), ("Elixir.Task", "await_many", 2),
-    ("Elixir.Task", "yield", 1), ("Elixir.Task", "yield", 2),
-    ("Elixir.Task", "yield_many", 1), ("Elixir.Task", "yield_many", 2),
-    *((("Elixir.Agent", f, a) for f in ("get", "update", "get_and_update")
-       for a in (2, 3, 4, 5))),
-    ("Elixir.Agent", "stop", 1), ("Elixir.Agent", "stop", 2), ("Elixir.Agent", "stop", 3),
-    ("Elixir.Supervisor", "start_child", 2), ("Elixir.Supervisor", "terminate_child", 2),
-    ("Elixir.Supervisor", "restart_child", 2), ("Elixir.Supervisor", "which_children", 1),
-    ("Elixir.DynamicSupervisor", "start_child", 2),
-    ("Elixir.DynamicSupervisor", "terminate_child", 2),
-    ("Elixir.IO", "gets", 1), ("Elixir.IO", "gets", 2), ("Elixir.IO", "read", 1),
-    ("Elixir.IO", "read", 2),
-})
+           "GEN_CALLBACKS", "max_severity_at_least"]
 
 RECEIVE_OPS = frozenset({"loop_rec", "wait", "wait_timeout"})
 LOCAL_CALLS = frozenset({"call", "call_last", "call_only"})
@@ -114,7 +79,7 @@ class _Facts:
     hibernates: frozenset[str]
 
 
-def _facts(m: BeamModule) -> _Facts:
+def _facts(m: BeamModule, waits) -> _Facts:
     receives, hib = set(), set()
     local_edges: dict[str, set] = {}
     ext_edges: dict[str, set] = {}
@@ -141,8 +106,8 @@ def _facts(m: BeamModule) -> _Facts:
                         if (v.module, v.function) in (("erlang", "hibernate"),
                                                       ("proc_lib", "hibernate")):
                             hib.add(mfa)
-                        if name == "call_ext" and (v.module, v.function, v.arity) in BLOCKING_CALLS:
-                            ne.append(f"{v.module}:{v.function}/{v.arity}")
+                        if name == "call_ext" and waits((v.module, v.function, v.arity)):
+                            ne.append(_wait_text(v, waits))
         local_edges[mfa] = le
         ext_edges[mfa] = ee
         nontail_local[mfa] = nl
@@ -162,6 +127,17 @@ def _facts(m: BeamModule) -> _Facts:
         if what:
             nontail_blocking[f] = what
     return _Facts(frozenset(receives), local_edges, ext_edges, nontail_blocking, frozenset(hib))
+
+
+def _wait_text(v: ExtFunc, waits) -> str:
+    """``M:F/A``, with the function it waits in when that was found in other code."""
+    text = f"{v.module}:{v.function}/{v.arity}"
+    why = getattr(waits, "why", None)
+    chain = why((v.module, v.function, v.arity)) if why is not None else ()
+    if len(chain) > 1:
+        m, f, a = chain[-1]
+        text += f" (which waits in {m}:{f}/{a})"
+    return text
 
 
 def _reach(edges: dict, start: str) -> set:
@@ -272,11 +248,15 @@ def _field_name(field):
 # ---------------------------------------------------------------------------
 
 def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
-            severities: dict | None = None) -> HotLoadReport:
+            severities: dict | None = None, waits=None) -> HotLoadReport:
     """Diff ``old`` and ``new`` and predict what loading ``new`` over ``old`` does.
 
     ``running_otp``: the OTP release of the running system (default: the release whose
     compiler built ``old``).  ``severities``: overrides of the default severity per kind.
+    ``waits``: answers whether an external call ``(module, function, arity)`` can block
+    the caller, a :class:`~beaminspect.analysis.waits.WaitIndex` over the code the
+    running system has (default: the table for code not at hand,
+    :func:`~beaminspect.analysis.waits.table_waits`).
     """
     d = diff_modules(old, new)
     out: list[Finding] = []
@@ -312,7 +292,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
                                         if d.chunks_changed else "the files are identical")
             + "): the running code already is this code; do not load it")
 
-    of = _facts(old)
+    of = _facts(old, waits or table_waits)
     changed = d.changed_functions
     local_loops, ext_loops, blocked, mixed_loops = set(), set(), set(), set()
     waits: list[tuple[str, str]] = []   # (function, what the purge does there)

@@ -297,10 +297,16 @@ def diff(
         "--target-otp", metavar="N", callback=_release,
         help="OTP release of the emulator the upgrade moves to (25 to 29): both "
              "versions are checked against its loader.")] = None,
+    code_path: Annotated[Optional[List[str]], typer.Option(
+        "--code-path", metavar="DIR",
+        help="Code the running system has, searched in order (repeatable): a directory "
+             "of .beam files or a lib directory such as /usr/lib/erlang/lib. Which calls "
+             "block is read from it; calls into code not found are looked up in the "
+             "table of standard blocking calls.")] = None,
 ) -> None:
     """Predict what hot-loading NEW over OLD changes and breaks."""
     _exit(commands.diff, old, new, fmt, fail_on, otp, _node(node, cookie, timeout), show_code,
-          target_otp)
+          target_otp, code_path or ())
 
 
 @_command("Check an upgrade from release OLD to release NEW.")

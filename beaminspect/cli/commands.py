@@ -247,10 +247,11 @@ def disasm(paths, function: tuple | None, as_json: bool, jobs: int | None) -> in
 
 def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
          otp: int | None = None, node=None, show_code: bool = False,
-         target_otp: int | None = None) -> int:
+         target_otp: int | None = None, code_path=()) -> int:
     """``beaminspect diff``: the report of hot-loading NEW over OLD; with ``node``
     (a :class:`NodeOptions`), checked against what that node runs; with ``show_code``,
-    the instruction-level diff of each changed function."""
+    the instruction-level diff of each changed function; ``code_path``: directories of
+    the running system's code, which tell what blocks."""
     import dataclasses
 
     from beaminspect.analysis.hotload import analyse, max_severity_at_least
@@ -262,7 +263,12 @@ def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
         a = load(old).decode_all()
         b = load(new).decode_all()
         # The new version is loaded by the emulator the upgrade moves to, if any.
-        report = analyse(a, b, running_otp=target_otp if target_otp is not None else otp)
+        waits = None
+        if code_path:
+            from beaminspect.analysis.waits import WaitIndex
+            waits = WaitIndex.from_code_path(code_path)
+        report = analyse(a, b, running_otp=target_otp if target_otp is not None else otp,
+                         waits=waits)
         if target_otp is not None:
             from beaminspect.release.emulator import module_emulator_findings
             extra = module_emulator_findings(a.container.data, b.container.data, a.name, otp,

@@ -26,6 +26,7 @@ from beaminspect.errors import BeamError, format_error
 from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective_severity,
                                            exceeds, worst)
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
+from beaminspect.analysis.waits import WaitIndex
 from beaminspect.release.appchecks import check_applications
 from beaminspect.release.emulator import check_emulator, new_emulator_release
 from beaminspect.release.appup import check_appups, settled_by_appups
@@ -123,7 +124,7 @@ def _loadable(m):
     return m
 
 
-def _analyse_job(item, running_otp, severities):
+def _analyse_job(item, running_otp, severities, waits=None):
     """(name, old_bytes, old_path, new_bytes, new_path) -> ("ok", report, old facts,
     new facts) or ("error", side, path, one-line message)."""
     name, old_bytes, old_path, new_bytes, new_path = item
@@ -138,7 +139,7 @@ def _analyse_job(item, running_otp, severities):
     if a.md5 == b.md5 and a.name == b.name:
         return ("same", module_facts(a), module_facts(b))
     try:
-        report = analyse(a, b, running_otp=running_otp, severities=severities)
+        report = analyse(a, b, running_otp=running_otp, severities=severities, waits=waits)
         state = state_changed(a, b, report)
     except BeamError as e:
         return ("error", "new", new_path, format_error(e))
@@ -150,7 +151,7 @@ def _analyse_job(item, running_otp, severities):
 POOL_MIN_BYTES = 64 * 1024
 
 
-def _run_jobs(items, running_otp, severities, jobs, finished=None):
+def _run_jobs(items, running_otp, severities, jobs, finished=None, waits=None):
     """Results in the order of ``items``, whether a pool is used or not;
     ``finished()`` is called as each one is done (a pool's come in another order)."""
     from beaminspect.parallel import MIN_FILES_FOR_POOL, map_files
@@ -160,14 +161,15 @@ def _run_jobs(items, running_otp, severities, jobs, finished=None):
         order = sorted(range(len(items)), key=lambda i: -(len(items[i][1]) + len(items[i][3])))
         results: list = [None] * len(items)
         for i, r in zip(order, map_files(_analyse_job, [items[i] for i in order],
-                                         (running_otp, severities), jobs, min_files=2)):
+                                         (running_otp, severities, waits), jobs,
+                                         min_files=2)):
             results[i] = r
             if finished is not None:
                 finished()
         yield from results
     else:
         for it in items:
-            r = _analyse_job(it, running_otp, severities)
+            r = _analyse_job(it, running_otp, severities, waits)
             if finished is not None:
                 finished()
             yield r
@@ -275,8 +277,11 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
         if progress is not None:
             progress(analysed[0], total)
 
+    # Which calls block is read from the running release's own code (each worker
+    # fills its copy of the index as its modules ask).
+    waits = WaitIndex.from_release(old)
     for item, result in zip(items, _run_jobs(items, loading_otp, severities, jobs,
-                                             finished)):
+                                             finished, waits)):
         name = item[0]
         o, n = by_name[name]
         if result[0] == "error":

@@ -252,6 +252,7 @@ def _verdict(f, report, old, load_ok, procs, funs, calls, children=()) -> str:
 def main(argv) -> int:
     import beaminspect
     from beaminspect.analysis.hotload import analyse
+    from beaminspect.analysis.waits import WaitIndex
     from otp import otp
     from vm.observe import observe, pair_beams, pair_names
 
@@ -263,13 +264,15 @@ def main(argv) -> int:
         if not release.available:
             print(f"OTP {rel}: {release.skip_reason}")
             continue
+        # Which calls block, read from the release's own OTP and Elixir code.
+        waits = WaitIndex.from_code_path([release.lib_dir, release.elixir_lib])
         counts = {"confirmed": 0, "refuted": 0, "unobserved": 0}
         warned = total = 0
         notes = []
         for name in pair_names():
             v1, v2 = pair_beams(name)
             old, new = beaminspect.load(v1), beaminspect.load(v2)
-            report = analyse(old, new)
+            report = analyse(old, new, waits=waits)
             j = judge(report, old, observe(v1, v2, release=release), new)
             for f, v in j.findings:
                 counts[v] += 1
