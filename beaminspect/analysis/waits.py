@@ -7,9 +7,10 @@ read from the code it reaches, not from a list of names:
 * a function **waits** when it contains a receive whose wait is bounded by a timeout
   its caller chose (``receive ... after T`` with ``T`` a variable: ``timer:sleep/1``,
   ``Process.sleep/1``, ``gen:do_call/4`` under ``gen_server:call``, ``Task.await/2``,
-  ``erpc``, ``proc_lib:start_link``), or by a timer it sets (``erlang:send_after`` or
-  ``erlang:start_timer``, ``Process.send_after``; then a receive in it or in a local function it calls:
-  ``Task.await_many/2``, ``gen_server:multi_call`` of OTP 27), or when it calls a
+  ``erpc``, ``proc_lib:start_link``), or by a timer it sets (``erlang:send_after``,
+  ``erlang:start_timer`` or ``Process.send_after``, then a receive in it or in a local
+  function it calls: ``Task.await_many/2``, ``gen_server:multi_call`` of OTP 27), or
+  when it calls a
   function that waits, locally or in another module whose code is at hand (the
   release under analysis, or the directories given as a code path);
 * calls on a path that ends by raising (the calls that build an exception before
@@ -47,9 +48,8 @@ from beaminspect.code.disasm import ExtFunc, Label, LocalFunc, Reg
 from beaminspect.terms import Atom
 from beaminspect.errors import BeamError
 
-__all__ = ["WaitIndex", "BLOCKING_CALLS", "HIDDEN_WAITS", "SYSTEM_SERVERS", "PROMPT_MODULES",
-           "LOCAL_ONLY",
-           "table_waits", "summarise"]
+__all__ = ["WaitIndex", "Summary", "BLOCKING_CALLS", "HIDDEN_WAITS", "SYSTEM_SERVERS",
+           "PROMPT_MODULES", "LOCAL_ONLY", "table_waits", "summarise"]
 
 MFA = tuple  # (module, function, arity)
 
