@@ -10,9 +10,8 @@ read from the code it reaches, not from a list of names:
   ``erpc``, ``proc_lib:start_link``), or by a timer it sets (``erlang:send_after``,
   ``erlang:start_timer`` or ``Process.send_after``, then a receive in it or in a local
   function it calls: ``Task.await_many/2``, ``gen_server:multi_call`` of OTP 27), or
-  when it calls a
-  function that waits, locally or in another module whose code is at hand (the
-  release under analysis, or the directories given as a code path);
+  when it calls a function that waits, locally or in another module whose code is at
+  hand (the release under analysis, or the directories given as a code path);
 * calls on a path that ends by raising (the calls that build an exception before
   ``erlang:error/1``, a ``badmatch``...) are not followed: they do not return, so
   whatever they wait in is not where a caller parks;
