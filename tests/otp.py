@@ -258,6 +258,11 @@ class Release:
         return os.path.join(self.root, "usr/lib/elixir/lib")
 
     @property
+    def code_path(self) -> list[str]:
+        """The release's OTP lib directory, then its Elixir's."""
+        return [self.lib_dir, self.elixir_lib]
+
+    @property
     def otp_version(self) -> str:
         """Full version from releases/NN/OTP_VERSION, e.g. "27.3.4.1"."""
         try:

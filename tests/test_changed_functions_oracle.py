@@ -31,10 +31,6 @@ MIN_COMPARED = 700
 MAX_UNANSWERED = 10
 
 
-def _trees(release) -> list[str]:
-    return [release.lib_dir, release.elixir_lib]
-
-
 def _copy_beams(tree: str, dest: str) -> None:
     """The beams of ``tree`` (APP/ebin/*.beam) under ``dest``, as the escript reads them."""
     for path in glob.glob(os.path.join(tree, "*", "ebin", "*.beam")):
@@ -66,7 +62,7 @@ def _beams(tree: str) -> dict[str, str]:
 @pytest.mark.parametrize("tree", [0, 1], ids=["erlang", "elixir"])
 def test_changed_functions_agree_with_beam_disasm(tree):
     old, new = require_otp(27), require_otp(29)
-    old_tree, new_tree = _trees(old)[tree], _trees(new)[tree]
+    old_tree, new_tree = old.code_path[tree], new.code_path[tree]
     if not os.path.isdir(old_tree) or not os.path.isdir(new_tree):
         pytest.skip("Elixir is not installed in both roots")
     with new.scratch() as s:

@@ -39,11 +39,10 @@ def test_one_diff_per_changed_function_showing_the_change():
         ("-", "move {atom,v1} {x,0}"), ("+", "move {atom,v2} {x,0}")]
     for fc in code:
         assert fc.file == os.path.basename(erl)
-        for h in fc.hunks:
-            assert any(ln.op != " " for ln in h.lines)
-            for ln in h.lines:
-                if ln.op == "+":        # the new version's lines are in the v2 source
-                    assert 1 <= ln.line <= len(source)
+        assert all(any(ln.op != " " for ln in h.lines) for h in fc.hunks)
+    # The new version's lines are in the v2 source.
+    added = [ln.line for fc in code for h in fc.hunks for ln in h.lines if ln.op == "+"]
+    assert added and all(1 <= n <= len(source) for n in added)
     plus = [ln for ln in by_name["version/0"].hunks[0].lines if ln.op == "+"][0]
     assert "v2" in source[plus.line - 1]
 

@@ -35,7 +35,7 @@ RELEASES = (25, 27, 29)
 def release_code(release: int) -> WaitIndex:
     """Which calls block, read from the release's own OTP and Elixir code."""
     rel = require_otp(release)
-    return WaitIndex.from_code_path([rel.lib_dir, rel.elixir_lib])
+    return WaitIndex.from_code_path(rel.code_path)
 
 
 def compare(name: str, release: int = 25, beams=None):

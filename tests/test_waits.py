@@ -59,7 +59,7 @@ def index(release: int, precomputed: bool = True) -> WaitIndex:
     rel = require_otp(release)
     if not os.path.isdir(rel.elixir_lib):
         pytest.skip(f"OTP {release} has no Elixir at {rel.elixir_lib}")
-    return WaitIndex.from_code_path([rel.lib_dir, rel.elixir_lib], precomputed=precomputed)
+    return WaitIndex.from_code_path(rel.code_path, precomputed=precomputed)
 
 
 HOW = pytest.mark.parametrize("precomputed", (False, True), ids=("read", "looked-up"))
@@ -212,8 +212,8 @@ def test_a_listed_module_needs_no_reading(tmp_path):
 def test_read_and_looked_up_answers_agree(release):
     """Every exported function of a sample of modules gets the same answer and the same
     chain whether its modules are read or looked up, in any order of questions."""
-    read, looked = index(release, False), WaitIndex.from_code_path(
-        [require_otp(release).lib_dir, require_otp(release).elixir_lib])
+    read = index(release, False)
+    looked = WaitIndex.from_code_path(require_otp(release).code_path)
     questions = WAITS + PROMPT + sorted(BLOCKING_CALLS)
     for mfa in reversed(questions):
         looked(mfa)

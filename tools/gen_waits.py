@@ -9,8 +9,7 @@ OTP N's and its Elixir's modules wait (see :mod:`beaminspect.analysis.waitdata`)
 host's release, the cached roots of tools/otp-roots.sh for the others); the default is
 25, the host's release.  Every module of the release's lib directory and of its Elixir is
 read with :class:`beaminspect.analysis.waits.WaitIndex` (with no data file consulted),
-in code path order: the first copy of a module name wins, as it does in
-``WaitIndex.from_code_path``.
+in code path order (``code_path_modules``: the first copy of a module name wins).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from beaminspect.analysis.waitdata import FORMAT  # noqa: E402
-from beaminspect.analysis.waits import WaitIndex  # noqa: E402
+from beaminspect.analysis.waits import WaitIndex, code_path_modules  # noqa: E402
 from beaminspect.errors import BeamError  # noqa: E402
 from beaminspect.module import load  # noqa: E402
 
@@ -42,14 +41,10 @@ def _elixir_version(elixir_lib: str) -> str | None:
 
 def generate(release) -> dict:
     """The data file's content for a tests/otp.py Release."""
-    dirs = [release.lib_dir, release.elixir_lib]
+    dirs = release.code_path
     index = WaitIndex.from_code_path(dirs, precomputed=False)
-    paths: dict[str, str] = {}
-    for d in dirs:
-        for p in sorted(glob.glob(os.path.join(glob.escape(d), "*", "ebin", "*.beam"))):
-            paths.setdefault(os.path.basename(p)[:-len(".beam")], p)
     modules = {}
-    for name, path in sorted(paths.items()):
+    for name, path in sorted(code_path_modules(dirs).items()):
         try:
             m = load(path)
             md5, exports = m.md5.hex(), [(e.name, e.arity) for e in m.exports]

@@ -48,7 +48,7 @@ from beaminspect.terms import Atom
 from beaminspect.errors import BeamError
 
 __all__ = ["WaitIndex", "Summary", "BLOCKING_CALLS", "HIDDEN_WAITS", "SYSTEM_SERVERS",
-           "PROMPT_MODULES", "LOCAL_ONLY", "table_waits", "summarise"]
+           "PROMPT_MODULES", "LOCAL_ONLY", "table_waits", "summarise", "code_path_modules"]
 
 MFA = tuple  # (module, function, arity)
 
@@ -112,6 +112,19 @@ BLOCKING_CALLS = HIDDEN_WAITS | frozenset({
     ("Elixir.IO", "gets", 1), ("Elixir.IO", "gets", 2), ("Elixir.IO", "read", 1),
     ("Elixir.IO", "read", 2),
 })
+
+
+def code_path_modules(dirs: Iterable[str]) -> dict[str, str]:
+    """Module name -> file over directories searched in order, as the code path is: a
+    directory of ``.beam`` files, or a lib directory (``APP-VSN/ebin/*.beam`` under
+    it); the first copy of a name wins."""
+    paths: dict[str, str] = {}
+    for d in dirs:
+        found = sorted(glob.glob(os.path.join(glob.escape(d), "*.beam")))
+        found += sorted(glob.glob(os.path.join(glob.escape(d), "*", "ebin", "*.beam")))
+        for p in found:
+            paths.setdefault(os.path.basename(p)[:-len(".beam")], p)
+    return paths
 
 
 def table_waits(mfa: MFA) -> bool:
@@ -230,12 +243,7 @@ class WaitIndex:
         ``.beam`` files, or a lib directory (``APP-VSN/ebin/*.beam`` under it).
         ``precomputed=False``: read every module, even one whose answers are in
         :mod:`beaminspect.analysis.waitdata`."""
-        paths: dict[str, str] = {}
-        for d in dirs:
-            found = sorted(glob.glob(os.path.join(glob.escape(d), "*.beam")))
-            found += sorted(glob.glob(os.path.join(glob.escape(d), "*", "ebin", "*.beam")))
-            for p in found:
-                paths.setdefault(os.path.basename(p)[:-len(".beam")], p)
+        paths = code_path_modules(dirs)
 
         def find(name: str):
             from beaminspect.module import load

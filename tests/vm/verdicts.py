@@ -265,7 +265,7 @@ def main(argv) -> int:
             print(f"OTP {rel}: {release.skip_reason}")
             continue
         # Which calls block, read from the release's own OTP and Elixir code.
-        waits = WaitIndex.from_code_path([release.lib_dir, release.elixir_lib])
+        waits = WaitIndex.from_code_path(release.code_path)
         counts = {"confirmed": 0, "refuted": 0, "unobserved": 0}
         warned = total = 0
         notes = []
