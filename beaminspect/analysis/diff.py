@@ -91,27 +91,97 @@ def _types(v, out: list) -> None:
             _types(x, out)
 
 
-def normalise(fn: Function, ctx: ModuleContext = _NO_CONTEXT) -> NormalFunction:
-    labels = {n: i for i, n in enumerate(fn.labels)}
+_LABEL = ("label",)
+_HOLE = ("L",)
+
+
+def _partial(v, ctx: ModuleContext, labels: list, memo: dict):
+    """:func:`_norm_value` of ``v`` with each label left as a hole, its number added to
+    ``labels`` (a label's normal form depends on the function it is in).  The forms of
+    other values are kept in ``memo`` by their identity: the decoder shares a value
+    among the operands that resolve to it."""
+    t = type(v)
+    if t is int or t is Atom:
+        return v
+    if t is Label:
+        labels.append(v.number)
+        return _HOLE
+    if t is tuple or t is list:
+        return tuple([_partial(x, ctx, labels, memo) for x in v])
+    hit = memo.get(id(v))
+    if hit is None or hit[0] is not v:
+        hit = memo[id(v)] = (v, _norm_value(v, _NO_LABELS, ctx))
+    return hit[1]
+
+
+_NO_LABELS: dict = {}
+
+
+class _Places(dict):
+    """Label number -> its normal form in one function: its place among the function's
+    labels, or the function and place of a label elsewhere in the module."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, fn: Function, ctx: ModuleContext) -> None:
+        super().__init__(zip(fn.labels, range(len(fn.labels))))
+        self.ctx = ctx
+
+    def __missing__(self, n: int):
+        return self.ctx.label_places.get(n, ("outside", n))
+
+
+def normalise(fn: Function, ctx: ModuleContext = _NO_CONTEXT,
+              memo: dict | None = None) -> NormalFunction:
+    """``fn`` reduced to what a diff compares: each instruction as its name and
+    normalised operands (the labels it names as a tuple of their places, apart).
+
+    ``memo`` (one per module and context) keeps each instruction's form but for its
+    labels, and the forms of operand values: copies of an instruction share their
+    ``text`` object, so the form is kept by the identity of that text and made once
+    per distinct instruction of the module."""
+    places = None
+    if memo is None:
+        memo = {}
     body = []
+    add = body.append
     lines = []
     types: list = []
     for ins in fn.instructions:
-        name = ins.name
-        if name in LINE_OPS:
-            lines.append(tuple(v for v in ins.values if type(v) is Loc))
-            continue
+        name = ins[1]
         if name == "label":
-            body.append(("label",))
+            add(_LABEL)
             continue
-        values = ins.values
-        _types(values, types)
-        norm = tuple(_norm_value(v, labels, ctx) for v in values)
-        if name == "call_fun2" and values and type(values[0]) is int:
-            # The tag of a call to a known local fun is its FunT index.
-            norm = (("fun",) + ctx.lambdas.get(values[0], ("index", values[0])),) + norm[1:]
-        body.append((name,) + norm)
+        if name in LINE_OPS:
+            lines.append(tuple(v for v in ins[4] if type(v) is Loc))
+            continue
+        text = ins[5]
+        hit = memo.get(id(text))
+        if hit is None or hit[0] is not text:
+            hit = memo[id(text)] = (text, *_form(name, ins[4], ctx, memo))
+        _text, form, found, nums = hit
+        if found:
+            types.extend(found)
+        if nums:
+            if places is None:
+                places = _Places(fn, ctx)
+            add((form, tuple(map(places.__getitem__, nums))))
+        else:
+            add(form)
     return NormalFunction(tuple(body), tuple(lines), tuple(types))
+
+
+def _form(name: str, values: tuple, ctx: ModuleContext, memo: dict) -> tuple:
+    """An instruction's normal form with holes for its labels, the type annotations of
+    its typed registers, and the labels' numbers."""
+    nums: list = []
+    norm = tuple([_partial(v, ctx, nums, memo) for v in values])
+    if name == "call_fun2" and values and type(values[0]) is int:
+        # The tag of a call to a known local fun is its FunT index.
+        norm = (("fun",) + ctx.lambdas.get(values[0], ("index", values[0])),) + norm[1:]
+    found: list = []
+    _types(values, found)
+    return (name,) + norm, tuple(found), tuple(nums)
 
 
 @dataclass(frozen=True)
@@ -198,11 +268,12 @@ def diff_modules(old: BeamModule, new: BeamModule) -> ModuleDiff:
     fdiffs: list[FunctionDiff] = []
     normal_cache: dict = {}
     contexts = {"old": ModuleContext.of(old), "new": ModuleContext.of(new)}
+    memos: dict = {"old": {}, "new": {}}
 
     def norm(side, fn):
         key = (side, fn.mfa)
         if key not in normal_cache:
-            normal_cache[key] = normalise(fn, contexts[side])
+            normal_cache[key] = normalise(fn, contexts[side], memos[side])
         return normal_cache[key]
 
     for mfa, fo in old_fns.items():
