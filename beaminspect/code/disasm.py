@@ -54,7 +54,6 @@ when known, the ``name/arity`` of the function being decoded.
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _enc
 from typing import Iterator, NamedTuple
@@ -63,6 +62,7 @@ from beaminspect.format.compact import (ONE_BYTE, OPERAND_SIZE, TWO_BYTE, Operan
                                         skip_long)
 from beaminspect.format.compact import decode_long as _decode_long
 from beaminspect.errors import BeamError, FormatError, TruncatedError
+from beaminspect.gcpause import paused_gc
 from beaminspect.format.opcodes import ARITIES, NAMES
 from beaminspect.terms import Atom, format_term
 
@@ -847,19 +847,11 @@ def _lines(instructions, own_file: str | None) -> tuple[int, int] | None:
     return (min(use), max(use))
 
 
+@paused_gc
 def disassemble(module) -> tuple[Function, ...]:
-    """All functions of a :class:`~beaminspect.module.BeamModule`, in code order.
-
-    The cyclic garbage collector is paused meanwhile: the records built here form no
-    cycles, and its passes over a large module's growing instruction lists cost a
-    fifth of the time."""
-    if not gc.isenabled():
-        return _disassemble(module)
-    gc.disable()
-    try:
-        return _disassemble(module)
-    finally:
-        gc.enable()
+    """All functions of a :class:`~beaminspect.module.BeamModule`, in code order (the
+    cyclic garbage collector paused meanwhile: see :mod:`beaminspect.gcpause`)."""
+    return _disassemble(module)
 
 
 def _disassemble(module) -> tuple[Function, ...]:

@@ -19,6 +19,7 @@ import re
 
 from beaminspect.analysis.findings import KINDS, Finding
 from beaminspect.errors import BeamError
+from beaminspect.gcpause import paused_gc
 from beaminspect.loader.check import check_bytes
 from beaminspect.otp import RELEASES, release_of_erts
 from beaminspect.release.layout import Release
@@ -65,9 +66,11 @@ def _refusal(data: bytes, otp: int, name: str) -> str | None:
 
 
 def check_emulator(old: Release, new: Release, out, target_otp: int | None = None,
-                   running_otp: int | None = None) -> None:
+                   running_otp: int | None = None, jobs: int | None = None) -> None:
     """Add ``new_emulator_needed`` and ``module_refused_by_new_emulator`` findings to
-    ``out`` when the emulator changes (or ``target_otp`` differs from ``running_otp``)."""
+    ``out`` when the emulator changes (or ``target_otp`` differs from ``running_otp``).
+    The old release's modules are checked on ``jobs`` processes (default: one per
+    core)."""
     a, b = erts_version(old), erts_version(new)
     changes = a is not None and b is not None and a != b
     target = new_emulator_release(old, new, target_otp)
@@ -87,17 +90,26 @@ def check_emulator(old: Release, new: Release, out, target_otp: int | None = Non
                 "and then upgrades them", location=where)
     if target is None or target not in RELEASES:
         return
-    for name, src in sorted(old.modules.items()):
-        try:
-            reason = _refusal(src.read(), target, name)
-        except (BeamError, OSError):
-            continue            # unreadable: reported as such elsewhere
+    from beaminspect.parallel import map_files
+    items = sorted(old.modules.items())
+    for (name, src), reason in zip(items, map_files(_refusal_job, items, (target,), jobs)):
         if reason is not None:
             out.add("module_refused_by_new_emulator", name, None,
                     f"{name} of the running release is refused by OTP {target}'s loader "
                     f"({reason}): the restart on the new emulator loads the old "
                     "release's modules first, and this one does not load",
                     location=src.path, app=src.app)
+
+
+@paused_gc
+def _refusal_job(item, target: int) -> str | None:
+    """:func:`_refusal` of one ``(name, module source)`` of a release (a job of
+    :func:`beaminspect.parallel.map_files`)."""
+    name, src = item
+    try:
+        return _refusal(src.read(), target, name)
+    except (BeamError, OSError):
+        return None             # unreadable: reported as such elsewhere
 
 
 def module_emulator_findings(old_data: bytes, new_data: bytes, name: str,

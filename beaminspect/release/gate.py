@@ -23,6 +23,7 @@ from typing import Callable
 from beaminspect import module as _module
 from beaminspect.code.disasm import Literal
 from beaminspect.errors import BeamError, format_error
+from beaminspect.gcpause import paused_gc
 from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective_severity,
                                            exceeds, worst)
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
@@ -124,6 +125,7 @@ def _loadable(m):
     return m
 
 
+@paused_gc
 def _analyse_job(item, running_otp, severities, waits=None):
     """(name, old_bytes, old_path, new_bytes, new_path) -> ("ok", report, old facts,
     new facts) or ("error", side, path, one-line message)."""
@@ -333,7 +335,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     _release_level(old, new, changes, out)
     _protocols(old, new, changes, out)
     check_applications(old, new, changes, out)
-    check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp)
+    check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp, jobs=jobs)
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
                         dep_mods, facts_new, facts_old, policy)

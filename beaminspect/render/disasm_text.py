@@ -35,11 +35,10 @@ as in the text listing: ``{x,0}``, ``{y,1}``, ``{fr,0}``,
 
 from __future__ import annotations
 
-import functools
-import gc
 from json.encoder import encode_basestring as _enc
 
 from beaminspect.code.disasm import OP_LABEL, OP_LINE
+from beaminspect.gcpause import paused_gc
 
 _INDENT = "    "
 
@@ -70,23 +69,7 @@ def function_text(f) -> str:
     return "\n".join(out)
 
 
-def _paused_gc(render):
-    """``render`` with the cyclic garbage collector paused while it runs: a rendering
-    (and the disassembly it may start) builds no cycles, and the collector's passes
-    over a module's instruction records would cost more than the rendering."""
-    @functools.wraps(render)
-    def paused(*args, **kwargs):
-        if not gc.isenabled():
-            return render(*args, **kwargs)
-        gc.disable()
-        try:
-            return render(*args, **kwargs)
-        finally:
-            gc.enable()
-    return paused
-
-
-@_paused_gc
+@paused_gc
 def module_text(m, functions=None) -> str:
     """The listing of a module (or of the given functions of it)."""
     funcs = m.functions if functions is None else functions
@@ -128,7 +111,7 @@ def function_json_text(f, cache: dict | None = None) -> str:
             + ',"instructions":[' + ",".join(parts) + "]}")
 
 
-@_paused_gc
+@paused_gc
 def module_json_text(m, functions=None) -> str:
     """The ``disasm --json`` object of module ``m`` (or of the given functions of it) as
     JSON text (see above)."""
