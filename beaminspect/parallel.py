@@ -9,8 +9,10 @@ processes and this process each take the next number whenever they are free (one
 shared counter), so the work shares out evenly however the file sizes vary, and the
 last file started is the only one anyone waits for.  This process also receives and
 prints the results; it takes a file of its own only while the next result to print is
-not in yet.  A worker needs one of :data:`AHEAD` tickets to take a file and gets it back
-when that file's result is printed, which bounds the results held in memory.  Workers
+not in yet.  (A caller that keeps every result can ask for ``jobs`` workers instead,
+this process only gathering: its memory then holds the results and none of the jobs'
+own.)  A worker needs one of :data:`AHEAD` tickets to take a file and gets it back when
+that file's result is printed, which bounds the results held in memory.  Workers
 send results through a pipe each, which a thread of this process drains as they come,
 so a worker never waits for this process to finish its own file.
 
@@ -173,13 +175,15 @@ def _widen(fd: int) -> None:
 
 
 def map_files(job: Callable, paths: list, args: tuple = (), jobs: int | None = None,
-              min_files: int = MIN_FILES_FOR_POOL) -> Iterator:
+              min_files: int = MIN_FILES_FOR_POOL, here: bool = True) -> Iterator:
     """Yield ``job(path, *args)`` for each path, in order (see the module's text).
 
     With ``jobs`` <= 1, fewer than ``min_files`` paths, or no ``os.fork``, everything
     runs here, one file after another.  (A "path" may be any value ``job`` takes.)  An
     exception in a worker is raised here as :class:`WorkerFailed`; the workers are
-    stopped when the iteration ends, however it ends.
+    stopped when the iteration ends, however it ends.  With ``here`` false, a pool is
+    ``jobs`` workers and this process only gathers their results (for jobs whose
+    results this process keeps: its memory then holds those alone).
     """
     jobs = default_jobs() if jobs is None else jobs
     paths = list(paths)
@@ -189,10 +193,10 @@ def map_files(job: Callable, paths: list, args: tuple = (), jobs: int | None = N
         for p in paths:
             yield job(p, *args)
         return
-    yield from _pooled(job, paths, args, jobs)
+    yield from _pooled(job, paths, args, jobs, here)
 
 
-def _pooled(job, paths: list, args: tuple, jobs: int) -> Iterator:
+def _pooled(job, paths: list, args: tuple, jobs: int, here: bool = True) -> Iterator:
     import threading
 
     n = len(paths)
@@ -233,7 +237,7 @@ def _pooled(job, paths: list, args: tuple, jobs: int) -> Iterator:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        for _ in range(jobs - 1):
+        for _ in range(jobs - 1 if here else jobs):
             r, w = os.pipe()
             _widen(w)
             pid = os.fork()
@@ -261,7 +265,7 @@ def _pooled(job, paths: list, args: tuple, jobs: int) -> Iterator:
                     raise WorkerFailed(failure)
                 # The next result is not in: work on a file meanwhile, if one is left
                 # within the window.
-                i = shared.claim() if len(results) < AHEAD else None
+                i = shared.claim() if here and len(results) < AHEAD else None
                 if i is not None:
                     r = job(paths[i], *args)
                     with arrived:

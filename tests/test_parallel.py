@@ -85,6 +85,16 @@ def test_results_come_in_input_order(jobs, worker_ran):
         assert pids - {os.getpid()}
 
 
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_a_gathering_pool_runs_every_job_in_a_worker(jobs):
+    """``here=False``: ``jobs`` workers do all the work, this process none of it."""
+    got = list(map_files(echo, PATHS, ("!",), jobs, here=False))
+    assert [r[1][0] for r in got] == [p + "!" for p in PATHS]
+    pids = {r[1][1] for r in got}
+    assert os.getpid() not in pids
+    assert 1 <= len(pids) <= jobs
+
+
 def test_out_of_order_completion_is_reordered():
     got = [r[1] for r in map_files(slow_first, PATHS, (), 2)]
     assert got == PATHS

@@ -604,37 +604,6 @@ class InstructionTable:
         return '{"op":' + _enc(ins[1]) + ',"args":[' + args + '],"offset":'
 
 
-#: Instruction bytes -> ``(args, values, text, highest label)`` for the instructions
-#: whose operands mean the same in every module (registers, integers, labels, nil):
-#: about a third of the instructions new to a module were seen in an earlier one.
-_SHARED: dict[bytes, tuple] = {}
-_SHARED_MAX = 1 << 18
-_FREE_TAGS = frozenset(("x", "y", "fr", "u", "i", "h"))
-
-
-def _module_free(args: tuple) -> int | None:
-    """The highest label among ``args`` (0 for none) when no operand depends on the
-    module's tables (atoms, literals, types...), else None."""
-    top = 0
-    for tag, v in args:
-        if tag in _FREE_TAGS:
-            continue
-        if tag == "f":
-            if v > top:
-                top = v
-        elif tag == "a" and v == 0:
-            continue
-        elif tag == "list":
-            inner = _module_free(v)
-            if inner is None:
-                return None
-            if inner > top:
-                top = inner
-        else:
-            return None
-    return top
-
-
 def _decode(module) -> tuple[list[Instruction], list[int], list[int], InstructionTable]:
     """The flat instruction stream (through ``int_code_end``), the indices of the
     ``func_info`` instructions and of the local calls.
@@ -661,9 +630,6 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
     size, skip = OPERAND_SIZE, skip_long
     seen: dict[bytes, tuple] = {}
     seen_get = seen.get
-    shared = _SHARED
-    shared_get = shared.get
-    label_count = header.label_count
     lines: dict[int, tuple] = {}  # line index -> (args, values, text)
     out: list[Instruction] = []
     append = out.append
@@ -716,11 +682,6 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                         p = p + n if n else skip(code, p, end)
                     key = code[start:p]
                     hit = seen_get(key)
-                    if hit is None:
-                        hit = shared_get(key)
-                        if hit is not None:
-                            # Seen in another module; its labels must exist in this one.
-                            hit = seen[key] = hit[:3] if hit[3] < label_count else None
                 except (IndexError, BeamError):
                     hit = None
                 if hit is not None:
@@ -761,10 +722,6 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                     if kinds is None:
                         values = tuple(map(getv, args))
                         text = name + " " + " ".join(map(gett, args))
-                        if opc > OP_CALL_ONLY and len(shared) < _SHARED_MAX:
-                            top = _module_free(args)
-                            if top is not None:
-                                shared[key] = (args, values, text, top)
                     else:
                         values = res.special(kinds, args)
                         text = table.text(name, args, values)

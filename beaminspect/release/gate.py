@@ -127,24 +127,31 @@ def _loadable(m):
 
 @paused_gc
 def _analyse_job(item, running_otp, severities, waits=None):
-    """(name, old_bytes, old_path, new_bytes, new_path) -> ("ok", report, old facts,
-    new facts) or ("error", side, path, one-line message)."""
-    name, old_bytes, old_path, new_bytes, new_path = item
+    """(name, old source, new source) -> ("ok", report, old facts, new facts, state
+    changed), ("same", old facts, new facts), ("error", side, path, one-line message)
+    or ("unreadable", one-line message).  The bytes are read here, in the worker that
+    analyses them, so that no process holds every changed module's."""
+    name, o, n = item
     try:
-        a = _loadable(_module.load(old_bytes, file=old_path))
-    except BeamError as e:
-        return ("error", "old", old_path, format_error(e))
+        old_bytes, new_bytes = o.read(), n.read()
+    except (BeamError, OSError) as e:
+        return ("unreadable", format_error(e) if isinstance(e, BeamError)
+                else f"{n.path}: {e}")
     try:
-        b = _loadable(_module.load(new_bytes, file=new_path))
+        a = _loadable(_module.load(old_bytes, file=o.path))
     except BeamError as e:
-        return ("error", "new", new_path, format_error(e))
+        return ("error", "old", o.path, format_error(e))
+    try:
+        b = _loadable(_module.load(new_bytes, file=n.path))
+    except BeamError as e:
+        return ("error", "new", n.path, format_error(e))
     if a.md5 == b.md5 and a.name == b.name:
         return ("same", module_facts(a), module_facts(b))
     try:
         report = analyse(a, b, running_otp=running_otp, severities=severities, waits=waits)
         state = state_changed(a, b, report)
     except BeamError as e:
-        return ("error", "new", new_path, format_error(e))
+        return ("error", "new", n.path, format_error(e))
     return ("ok", report, module_facts(a), module_facts(b), state)
 
 
@@ -155,16 +162,20 @@ POOL_MIN_BYTES = 64 * 1024
 
 def _run_jobs(items, running_otp, severities, jobs, finished=None, waits=None):
     """Results in the order of ``items``, whether a pool is used or not;
-    ``finished()`` is called as each one is done (a pool's come in another order)."""
+    ``finished()`` is called as each one is done (a pool's come in another order).
+    In a pool, this process only gathers the results: it holds them all, and a
+    large module analysed here as well would add its own peak to theirs."""
     from beaminspect.parallel import MIN_FILES_FOR_POOL, map_files
-    size = sum(len(it[1]) + len(it[3]) for it in items)
-    if len(items) >= MIN_FILES_FOR_POOL or size >= POOL_MIN_BYTES:
+
+    def size(i):
+        return items[i][1].size + items[i][2].size
+    if len(items) >= MIN_FILES_FOR_POOL or sum(map(size, range(len(items)))) >= POOL_MIN_BYTES:
         # Largest first, so that one big module does not finish last on its own.
-        order = sorted(range(len(items)), key=lambda i: -(len(items[i][1]) + len(items[i][3])))
+        order = sorted(range(len(items)), key=lambda i: -size(i))
         results: list = [None] * len(items)
         for i, r in zip(order, map_files(_analyse_job, [items[i] for i in order],
                                          (running_otp, severities, waits), jobs,
-                                         min_files=2)):
+                                         min_files=2, here=False)):
             results[i] = r
             if finished is not None:
                 finished()
@@ -262,15 +273,10 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
 
     severities = {k: v for k, v in policy.severities.items() 
                   if k in KINDS and KINDS[k].scope == "module"}
-    items = []
-    for name, o, n in pending:
-        try:
-            items.append((name, o.read(), o.path, n.read(), n.path))
-        except (BeamError, OSError) as e:
-            msg = format_error(e) if isinstance(e, BeamError) else f"{n.path}: {e}"
-            changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
-                                         error=msg)
-            out.add("unreadable_module", name, None, msg, location=n.path, app=n.app)
+    # The running release's modules on the new emulator, if it changes (first: the
+    # processes that check them are forked before this one holds the reports).
+    check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp, jobs=jobs)
+    items = pending
     by_name = {name: (o, n) for name, o, n in pending}
     analysed = [done]
 
@@ -286,7 +292,12 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                                              finished, waits)):
         name = item[0]
         o, n = by_name[name]
-        if result[0] == "error":
+        if result[0] == "unreadable":
+            msg = result[1]
+            changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
+                                         error=msg)
+            out.add("unreadable_module", name, None, msg, location=n.path, app=n.app)
+        elif result[0] == "error":
             _, side, path, msg = result
             changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
                                          error=msg)
@@ -335,7 +346,6 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     _release_level(old, new, changes, out)
     _protocols(old, new, changes, out)
     check_applications(old, new, changes, out)
-    check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp, jobs=jobs)
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
                         dep_mods, facts_new, facts_old, policy)
