@@ -57,6 +57,9 @@ class HotLoadReport:
     mixed_loops: frozenset[str] = frozenset()
     #: What happens to each fun the old code creates (:mod:`beaminspect.analysis.funs`).
     fun_uses: tuple = ()
+    #: ``(state_shape_changes(...),)`` when the analysis asked (a gen_* module whose
+    #: code changed), else ``()``: kept for :func:`state_changed`.
+    state_shapes: tuple = ()
 
     def worst(self) -> str | None:
         return worst(self.findings)
@@ -400,6 +403,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
 
     gen = (otp_behaviours(new) | otp_behaviours(old)) & GEN_BEHAVIOURS
     ex_old, ex_new = elixir_facts(old), elixir_facts(new)
+    asked: tuple = ()
     if gen and d.reload_needed:
         cc_arity = 4 if "gen_statem" in gen else 3
         cc = f"code_change/{cc_arity}"
@@ -408,6 +412,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
         has_cc = any(e.name == "code_change" and e.arity == cc_arity for e in new.exports) \
             and (ex_new is None or ex_new.written(cc))
         shapes = state_shape_changes(old, new, gen)
+        asked = (shapes,)
         if shapes is not None and shapes.in_state:
             what = _some(shapes.in_state)
             if has_cc:
@@ -470,7 +475,7 @@ def analyse(old: BeamModule, new: BeamModule, *, running_otp: int | None = None,
             "fails unless the library has an upgrade callback")
 
     return HotLoadReport(d, tuple(out), frozenset(local_loops), frozenset(ext_loops),
-                         frozenset(blocked), frozenset(mixed_loops), fun_uses)
+                         frozenset(blocked), frozenset(mixed_loops), fun_uses, asked)
 
 
 def _process_starts(m: BeamModule, loops, spawned) -> dict[str, str]:
@@ -618,8 +623,11 @@ def state_changed(old: BeamModule, new: BeamModule, report: HotLoadReport) -> bo
         return False
     if not report.diff.reload_needed:
         return False
-    shapes = state_shape_changes(old, new, (otp_behaviours(old) | otp_behaviours(new))
-                                 & GEN_BEHAVIOURS)
+    if report.state_shapes:
+        shapes = report.state_shapes[0]
+    else:
+        shapes = state_shape_changes(old, new, (otp_behaviours(old) | otp_behaviours(new))
+                                     & GEN_BEHAVIOURS)
     if shapes is not None:
         return bool(shapes.in_state)
     if elixir_facts(old) is not None and elixir_facts(new) is not None:
