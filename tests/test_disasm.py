@@ -386,6 +386,16 @@ def test_unknown_opcode(byte):
     assert f"unknown opcode {byte}" in err.reason
 
 
+def test_a_label_past_the_modules_count_is_refused_after_a_larger_module():
+    """Label operands come from a table shared by every module: a module with more
+    labels, disassembled first, must not make a label valid in one with fewer."""
+    big = beaminspect.load(build_beam(code_chunk(labels=200)), file="big.beam")
+    assert disassemble(big)
+    err = _error(_replace(BODY0, op("is_integer", f(5), x(0))))
+    assert isinstance(err, FormatError) and err.offset == OFFS[BODY0]
+    assert "label 5 out of range (1..4)" in err.reason
+
+
 def test_unknown_opcode_before_any_function():
     err = _error(_replace(1, bytes([0])))
     assert isinstance(err, FormatError) and (err.offset, err.function) == (OFFS[1], None)

@@ -547,6 +547,24 @@ def _value_json(texts: _Memo, res: _Resolver, kept: dict, op: Operand, value) ->
     return text
 
 
+#: The label operands, values and texts by number (index 0 unused), shared by every
+#: module's :class:`InstructionTable`, and grown as modules need more, up to
+#: ``_LABELS_MAX`` (OTP's largest module has about 9,000 labels; the labels of a module
+#: with more resolve one by one).
+_LABELS: tuple[list, list, list] = ([None], [None], [None])
+_LABELS_MAX = 1 << 15
+
+
+def _labels(count: int) -> tuple:
+    """The label operands, values and texts for ``1`` .. ``count - 1``."""
+    ops, values, texts = _LABELS
+    for n in range(len(ops), count):
+        ops.append(Operand("f", n))
+        values.append(_new(Label, (n,)))
+        texts.append("{f,%d}" % n)
+    return ops[1:count], values[1:count], texts[1:count]
+
+
 class InstructionTable:
     """A module's distinct instructions and operands and their display forms.
 
@@ -576,6 +594,14 @@ class InstructionTable:
         self._json_ops = _Memo(lambda _memo, op: _value_json(texts, res, json_values, op, res[op]))
         #: The display form of an operand resolved by its tag alone.
         self.operand_text = texts.__getitem__
+
+    def add_labels(self, count: int) -> None:
+        """Enter the label operands ``{f,1}`` .. ``{f,count-1}`` with their values and
+        texts, from :data:`_LABELS` (every module numbers its labels from 1, and they
+        are the operands most often new to a module)."""
+        ops, values, texts = _labels(count)
+        self._res.update(zip(ops, values))
+        self._texts.update(zip(ops, texts))
 
     def text(self, name: str, args: tuple, values: tuple) -> str:
         """:func:`instruction_text`, with the operand texts of this table."""
@@ -623,6 +649,7 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
     getv = res.__getitem__
     table = InstructionTable(res)
     gett = table.operand_text
+    table.add_labels(min(header.label_count, _LABELS_MAX))
     special = SPECIAL
     names = NAMES
     arities = ARITIES
