@@ -76,7 +76,7 @@ def _norm_value(v, labels: dict, ctx: ModuleContext = _NO_CONTEXT):
 class NormalFunction:
     """A function reduced to what a diff compares."""
 
-    body: tuple          # instructions without line information, labels renumbered
+    body: tuple          # instructions without line information, labels by their place
     lines: tuple         # the (file, line) of each line instruction, in order
     types: tuple         # the type annotation of each typed register, in operand order
 
