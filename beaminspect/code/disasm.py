@@ -702,15 +702,21 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                 # Find the end from the operands' first bytes and look the bytes up:
                 # a copy of an instruction seen before needs no decoding.  (A hit is
                 # exact whatever the skip found: those bytes decoded to that end.)
-                p = pos
                 try:
-                    for _ in range(arity):
+                    n = size[code[pos]]
+                    p = pos + n if n else skip(code, pos, end)
+                    if arity > 1:
                         n = size[code[p]]
                         p = p + n if n else skip(code, p, end)
+                        if arity > 2:
+                            for _ in range(arity - 2):
+                                n = size[code[p]]
+                                p = p + n if n else skip(code, p, end)
                     key = code[start:p]
                     hit = seen_get(key)
                 except (IndexError, BeamError):
                     hit = None
+                    p = -1
                 if hit is not None:
                     pos = p
                     args, values, text = hit
@@ -740,8 +746,10 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                                 continue
                     op, pos = decode_long(code, pos, end)
                     add(op)
-                key = code[start:pos]
-                hit = seen_get(key)
+                if pos != p:
+                    # The skip found another end (or none): these bytes are new too.
+                    key = code[start:pos]
+                    hit = seen_get(key)
                 if hit is None:
                     args = tuple(ops)
                     kinds = special[opc]
