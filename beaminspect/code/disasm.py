@@ -565,6 +565,10 @@ def _labels(count: int) -> tuple:
     return ops[1:count], values[1:count], texts[1:count]
 
 
+#: Opcode -> the start of its instructions' JSON: ``{"op":NAME,"args":[``.
+_JSON_OPS = tuple(name and '{"op":' + _enc(name) + ',"args":[' for name in NAMES)
+
+
 class InstructionTable:
     """A module's distinct instructions and operands and their display forms.
 
@@ -621,13 +625,14 @@ class InstructionTable:
 
     def json_prefix(self, ins: Instruction) -> str:
         """``{"op":NAME,"args":[...],"offset":`` of an instruction."""
-        if SPECIAL[ins[0]] is None:
+        opc = ins[0]
+        if SPECIAL[opc] is None:
             # Every operand resolves by its tag: its JSON is kept by the operand.
             args = ",".join(map(self._json_ops.__getitem__, ins[3]))
         else:
             vj = self.value_json
             args = ",".join([vj(a, v) for a, v in zip(ins[3], ins[4])])
-        return '{"op":' + _enc(ins[1]) + ',"args":[' + args + '],"offset":'
+        return _JSON_OPS[opc] + args + '],"offset":'
 
 
 def _decode(module) -> tuple[list[Instruction], list[int], list[int], InstructionTable]:

@@ -87,7 +87,9 @@ def module_text(m, functions=None) -> str:
 
 def function_json_text(f, cache: dict | None = None) -> str:
     """The JSON object of one function, as text.  ``cache`` keeps each distinct
-    instruction's prefix by the identity of its text (shared by its copies)."""
+    instruction's prefix by the identity of its text, which its copies share: the
+    instructions it was filled from must stay alive while it is used (one module's,
+    rendered at once)."""
     prefix = f.table.json_prefix
     if cache is None:
         cache = {}
@@ -95,15 +97,13 @@ def function_json_text(f, cache: dict | None = None) -> str:
     parts = []
     append = parts.append
     for ins in f.instructions:
-        values = ins[4]
-        if ins[0] == OP_LABEL and type(values[0]) is int:
-            append('{"op":"label","args":[%d],"offset":%d}' % (values[0], ins[2]))
+        if ins[0] == OP_LABEL:      # the decoder has made its operand a number
+            append('{"op":"label","args":[%d],"offset":%d}' % (ins[4][0], ins[2]))
             continue
-        text = ins[5]
-        hit = get(id(text))
-        if hit is None or hit[0] is not text:
-            hit = cache[id(text)] = (text, prefix(ins))
-        append(hit[1] + int.__repr__(ins[2]) + "}")
+        hit = get(id(ins[5]))
+        if hit is None:
+            hit = cache[id(ins[5])] = prefix(ins)
+        append(hit + int.__repr__(ins[2]) + "}")
     lines = f.lines
     return ('{"name":' + _enc(f.name) + ',"arity":' + int.__repr__(f.arity)
             + ',"entry":' + int.__repr__(f.entry) + ',"lines":'
