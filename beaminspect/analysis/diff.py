@@ -46,13 +46,9 @@ class ModuleContext:
 _NO_CONTEXT = ModuleContext({}, {})
 
 
-def _norm_value(v, labels: dict, ctx: ModuleContext = _NO_CONTEXT):
+def _value_form(v):
+    """The normal form of an operand value other than a label or a list of values."""
     t = type(v)
-    if t is Label:
-        here = labels.get(v.number)
-        if here is not None:
-            return ("L", here)
-        return ("L", ctx.label_places.get(v.number, ("outside", v.number)))
     if t is Reg:
         return (v.kind, v.index)  # type annotations are compared apart
     if t is LocalFunc:
@@ -65,8 +61,6 @@ def _norm_value(v, labels: dict, ctx: ModuleContext = _NO_CONTEXT):
         return ("ext", v.module, v.function, v.arity)
     if t is Loc:
         return ("loc",)
-    if t is tuple or t is list:
-        return tuple(_norm_value(x, labels, ctx) for x in v)
     if v is None:
         return None
     return exact_key(v)
@@ -95,11 +89,11 @@ _LABEL = ("label",)
 _HOLE = ("L",)
 
 
-def _partial(v, ctx: ModuleContext, labels: list, memo: dict):
-    """:func:`_norm_value` of ``v`` with each label left as a hole, its number added to
-    ``labels`` (a label's normal form depends on the function it is in).  The forms of
-    other values are kept in ``memo`` by their identity: the decoder shares a value
-    among the operands that resolve to it."""
+def _partial(v, labels: list, memo: dict):
+    """The normal form of an operand value with each label left as a hole, its number
+    added to ``labels`` (a label's normal form depends on the function it is in).  The
+    forms of other values are kept in ``memo`` by their identity: the decoder shares a
+    value among the operands that resolve to it."""
     t = type(v)
     if t is int or t is Atom:
         return v
@@ -107,14 +101,11 @@ def _partial(v, ctx: ModuleContext, labels: list, memo: dict):
         labels.append(v.number)
         return _HOLE
     if t is tuple or t is list:
-        return tuple([_partial(x, ctx, labels, memo) for x in v])
+        return tuple([_partial(x, labels, memo) for x in v])
     hit = memo.get(id(v))
     if hit is None or hit[0] is not v:
-        hit = memo[id(v)] = (v, _norm_value(v, _NO_LABELS, ctx))
+        hit = memo[id(v)] = (v, _value_form(v))
     return hit[1]
-
-
-_NO_LABELS: dict = {}
 
 
 class _Places(dict):
@@ -175,7 +166,7 @@ def _form(name: str, values: tuple, ctx: ModuleContext, memo: dict) -> tuple:
     """An instruction's normal form with holes for its labels, the type annotations of
     its typed registers, and the labels' numbers."""
     nums: list = []
-    norm = tuple([_partial(v, ctx, nums, memo) for v in values])
+    norm = tuple([_partial(v, nums, memo) for v in values])
     if name == "call_fun2" and values and type(values[0]) is int:
         # The tag of a call to a known local fun is its FunT index.
         norm = (("fun",) + ctx.lambdas.get(values[0], ("index", values[0])),) + norm[1:]

@@ -276,7 +276,6 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     # The running release's modules on the new emulator, if it changes (first: the
     # processes that check them are forked before this one holds the reports).
     check_emulator(old, new, out, target_otp=target_otp, running_otp=running_otp, jobs=jobs)
-    items = pending
     by_name = {name: (o, n) for name, o, n in pending}
     analysed = [done]
 
@@ -288,7 +287,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     # Which calls block is read from the running release's own code (each worker
     # fills its copy of the index as its modules ask).
     waits = WaitIndex.from_release(old)
-    for item, result in zip(items, _run_jobs(items, loading_otp, severities, jobs,
+    for item, result in zip(pending, _run_jobs(pending, loading_otp, severities, jobs,
                                              finished, waits)):
         name = item[0]
         o, n = by_name[name]
