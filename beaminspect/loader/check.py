@@ -42,6 +42,7 @@ table), signed sizes, padded chunks, word-sized operand values.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -513,7 +514,6 @@ class _Operands:
         self.previous = (opc, args)
 
     def check(self, opc: int, args: list, kinds: list) -> None:
-        name = OPCODES[opc].name
         if opc == _OP_BS_MATCH:
             self._bs_match(args)
         if opc == _OP_LINE and kinds and kinds[0] == "u" and self.nline_items \
@@ -531,8 +531,8 @@ class _Operands:
                 if words is not None and kind == "a" and self._named_atom(opc, pos, args[pos][1]):
                     continue  # a transformation rule names this atom (ops.tab: a==am_...)
                 if words is not None:
-                    _refuse("operand_kind", f"op {name} (operand {pos + 1}, {_KIND_NAMES[kind]}): "
-                            + words)
+                    _refuse("operand_kind", f"op {OPCODES[opc].name} (operand {pos + 1}, "
+                            f"{_KIND_NAMES[kind]}): " + words)
         pos = _BIF_OPERAND.get(opc)
         if pos is not None and pos < len(args) and kinds[pos] == "u" \
                 and args[pos][1] < len(self.imports):
@@ -542,9 +542,11 @@ class _Operands:
                 _refuse("not_a_bif", f"op bif0: import {index} ({_mfa(mfa)}): no specific "
                         "operation found")
             if mfa not in self.bifs:
-                _refuse("not_a_bif", f"op {name}: import {index} not a BIF ({_mfa(mfa)})")
+                _refuse("not_a_bif", f"op {OPCODES[opc].name}: import {index} not a BIF "
+                        f"({_mfa(mfa)})")
         if opc in (_OP_MAKE_FUN2, _OP_MAKE_FUN3) and kinds and kinds[0] == "u":
             index = args[0][1]
+            name = OPCODES[opc].name
             lambda_error = "op i_lambda_error: t: bad tag 14; expected 0"
             if index >= len(self.nfree):
                 _refuse("bad_lambda", f"op {name}: fun index {index} is not in the fun table "
@@ -602,13 +604,20 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
     label_count = _I32.unpack_from(code, 12)[0]
     r = _R(code, 4 + hsize, len(code), fail)
     max_opcode = releases.max_opcode(otp)
+    refused = _refused_opcodes(otp)
     defined: list[int] = []
     referenced: set[int] = set()
     entries: set[int] = set()
     nfuncs = 0
+    data = bytes(code)
+    end = len(data)
 
     def read_op():
-        opc = r.u8()
+        p = r.pos
+        if p >= end:
+            r.bad()
+        opc = data[p]
+        r.pos = p + 1
         if not 0 < opc <= max_opcode:
             r.bad()
         info = OPCODES[opc]
@@ -617,15 +626,34 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
         kinds = []
         i = 0
         while i < arity:
-            tag, v, size = r.tagged()
+            # The one- and two-byte forms, nearly every operand, are read here, as
+            # the reader's tagged() reads them; the longer forms by tagged() itself.
+            p = r.pos
+            b = data[p] if p < end else 0x18
+            if not b & 0x08:
+                tag, v, size = b & 7, b >> 4, 0
+                r.pos = p + 1
+            elif not b & 0x10 and p + 1 < end:
+                tag, v, size = b & 7, ((b >> 5) << 8) | data[p + 1], 0
+                r.pos = p + 2
+            else:
+                tag, v, size = r.tagged()
             kind = _KIND_OF_TAG[tag]
-            if tag == _TAG_OVERFLOW:   # no instruction takes one
-                r.bad()
+            # The tags by how often they occur.
+            if tag == _TAG_X or tag == _TAG_Y:
+                if v >= MAX_REG:
+                    r.bad()
+            elif tag == _TAG_U:
+                pass
             elif tag == _TAG_A:
-                if v and v > natoms:
+                if not v:
+                    kind = "n"
+                elif v > natoms:
                     r.bad()
             elif tag == _TAG_F:        # label
-                if v:
+                if not v:
+                    kind = "p"
+                else:
                     if v >= label_count:
                         r.bad()
                     referenced.add(v)
@@ -635,9 +663,8 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                 if size and abs(v) < (1 << (8 * (size - 2))) and not (
                         v < 0 and abs(v) == 1 << (8 * size - 1)):
                     r.bad()
-            elif tag in (_TAG_X, _TAG_Y):
-                if v >= MAX_REG:
-                    r.bad()
+            elif tag == _TAG_OVERFLOW:   # no instruction takes one
+                r.bad()
             elif tag == _TAG_H:        # character tag: "Unrecognized tag"
                 r.bad()
             elif tag == _TAG_Z:
@@ -666,11 +693,16 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                         r.bad()
                     kind = "u"  # the loader turns an allocation list into a word count
                     for _ in range(n):
-                        ktag, kind, _s = r.tagged()
+                        ktag, what, _s = r.tagged()
                         ntag, num, _s2 = r.tagged()
-                        if ktag != _TAG_U or ntag != _TAG_U or kind > compact.ALLOC_FUNS \
+                        if ktag != _TAG_U or ntag != _TAG_U or what > compact.ALLOC_FUNS \
                                 or num > 0x7FFFFFFF // 6:
                             r.bad()
+                    if n:
+                        # No operand rule applies to a non-empty list: OTP 25, 27 and 29
+                        # refuse a bs_start_match3 given one as an invalid opcode, not
+                        # for its destination's kind.
+                        kind = None
                 elif v == compact.EXT_LITERAL:
                     ctag, n, csize = r.tagged()
                     if ctag != _TAG_U or n >= nlits:
@@ -688,8 +720,6 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
                     kind = "x" if rtag == _TAG_X else "y"
                 else:          # 0: float (gone since R16B), others unknown
                     r.bad()
-            if v == 0 and tag in (_TAG_A, _TAG_F):
-                kind = "n" if tag == _TAG_A else "p"
             args.append((tag, v))
             kinds.append(kind)
             i += 1
@@ -735,12 +765,27 @@ def _code(code, otp: int, natoms: int, nlits: int, ntypes: int | None, nimports:
             else:
                 if nxt == _OP_LABEL:
                     define(nargs)
-                _opcode_refused(nxt, otp)
+                if nxt in refused:
+                    _opcode_refused(nxt, otp)
             continue
         if opc == _OP_INT_CODE_END:
             break
-        _opcode_refused(opc, otp)
+        if opc in refused:
+            _opcode_refused(opc, otp)
     return defined, referenced, entries, nfuncs
+
+
+@functools.lru_cache(maxsize=None)
+def _refused_opcodes(otp: int) -> frozenset:
+    """The opcodes :func:`_opcode_refused` refuses on release ``otp``."""
+    out = set()
+    for info in OPCODES:
+        if info is not None:
+            try:
+                _opcode_refused(info.number, otp)
+            except _Refused:
+                out.add(info.number)
+    return frozenset(out)
 
 
 def _opcode_refused(opc: int, otp: int) -> None:
