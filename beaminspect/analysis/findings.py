@@ -334,19 +334,21 @@ REGISTRY: tuple[Kind, ...] = (
     _k("new_emulator_needed", "warning", "release",
        "the two releases run on different ERTS versions: the upgrade restarts the node",
        """The old and new releases name different ERTS versions. systools starts the relup
-       with restart_new_emulator: the node restarts on the new emulator with the old
-       release's applications, then upgrades them. Every process restarts, so what the
-       report predicts for running processes does not apply to this upgrade; every
-       module of the old release must load on the new emulator.""",
+       with restart_new_emulator: the node restarts on the new emulator with the new
+       release's kernel, stdlib and sasl and the old release's other applications, then
+       upgrades those. Every process restarts, so what the report predicts for running
+       processes does not apply to this upgrade; every module of those other
+       applications must load on the new emulator.""",
        """Plan the restart (connections drop, state in processes is lost), and make sure
        the old release's modules load on the new OTP release (see
        module_refused_by_new_emulator)."""),
     _k("module_refused_by_new_emulator", "error", "release",
        "a module of the running release does not load on the new release's emulator",
        """When the emulator changes, the node restarts on the new emulator with the old
-       release's applications before upgrading them. A module of the old release that
-       the new OTP release's loader refuses (code from a compiler it no longer
-       supports, for example) stops that restart.""",
+       release's applications, but for kernel, stdlib and sasl, which it takes from the
+       new release, before upgrading them. A module of those old applications that the
+       new OTP release's loader refuses (code from a compiler it no longer supports,
+       for example) stops that restart.""",
        """Rebuild the old release with a compiler the new OTP release supports and install
        it first, or upgrade in two steps through a release both emulators load."""),
     _k("protocol_dispatch_changed", "info", "release",

@@ -3,11 +3,13 @@
 The ERTS version of a release is its ``.rel`` file's ``{erts, Vsn}``, or, for an OTP
 lib tree or a ``_build`` tree without one, the version of the ``erts`` application it
 holds.  When the two differ, ``systools:make_relup`` starts the relup with
-``restart_new_emulator``: the node restarts on the new emulator, first with the *old*
-release's applications, and then upgrades them.  So every process restarts (the
-hot-load predictions about processes do not apply to this upgrade), and every module of
-the running release must load on the new emulator: one its loader refuses stops the
-restart.  Which OTP release the new emulator belongs to comes from the ERTS major
+``restart_new_emulator``: the node restarts on the new emulator with the *new* ERTS,
+kernel, stdlib and sasl and the *old* release's other applications (release_handler's
+temporary release), and then upgrades those.  So every process restarts (the hot-load
+predictions about processes do not apply to this upgrade), and every module of the
+running release's other applications must load on the new emulator: one its loader
+refuses stops the restart.  (The old erts, kernel, stdlib and sasl modules are not
+loaded there.)  Which OTP release the new emulator belongs to comes from the ERTS major
 version (ERTS 13 is OTP 25, ... ERTS 17 is OTP 29), or is given (``--target-otp``);
 the old release's modules are then checked against that release's loader
 (:mod:`beaminspect.loader.check`).
@@ -24,7 +26,7 @@ from beaminspect.loader.check import check_bytes
 from beaminspect.otp import RELEASES, release_of_erts
 from beaminspect.release.layout import Release
 
-__all__ = ["erts_version", "new_emulator_release", "check_emulator",
+__all__ = ["erts_version", "new_emulator_release", "check_emulator", "RESTART_TAKES_NEW",
            "module_emulator_findings"]
 
 
@@ -53,6 +55,12 @@ def new_emulator_release(old: Release, new: Release,
     if a is None or b is None or a == b:
         return None
     return release_of_erts(_major(b))
+
+
+#: The applications the restart on the new emulator takes from the new release
+#: (release_handler: ``new_emulator_make_tmp_release``; erts's own modules come with
+#: the emulator).
+RESTART_TAKES_NEW = frozenset({"erts", "kernel", "stdlib", "sasl"})
 
 
 def _refusal(data: bytes, otp: int, name: str) -> str | None:
@@ -86,12 +94,14 @@ def check_emulator(old: Release, new: Release, out, target_otp: int | None = Non
                 f"the release moves from ERTS {a} to ERTS {b}{otps}: the relup starts with "
                 "restart_new_emulator, so the node restarts on the new emulator (every "
                 "process restarts; what this report predicts for running processes does "
-                "not apply) with the old release's applications, which must load there, "
-                "and then upgrades them", location=where)
+                "not apply) with the new kernel, stdlib and sasl and the old release's "
+                "other applications, which must load there, and then upgrades them",
+                location=where)
     if target is None or target not in RELEASES:
         return
     from beaminspect.parallel import map_files
-    items = sorted(old.modules.items())
+    items = sorted((name, src) for name, src in old.modules.items()
+                   if src.app not in RESTART_TAKES_NEW)
     for (name, src), reason in zip(items, map_files(_refusal_job, items, (target,), jobs)):
         if reason is not None:
             out.add("module_refused_by_new_emulator", name, None,
