@@ -160,3 +160,81 @@ def test_diff_target_otp(tmp_path):
     assert got["new_emulator_needed"]["severity"] == "warning"
     got, _ = kinds()
     assert "opcode_too_new" in got and "new_emulator_needed" not in got
+
+
+# -- what the restart starts new is not hot-loaded -------------------------------------
+
+PAIRS = ROOT / "samples" / "pairs"
+
+
+def _tree(root: Path, erts: str, apps: dict[str, tuple[str, dict[str, bytes], str | None]]
+          ) -> Path:
+    """A release at ``root``: ``apps`` maps each application to (version, its modules'
+    bytes, its .appup text or None)."""
+    for app, (vsn, beams, appup) in apps.items():
+        ebin = root / "lib" / f"{app}-{vsn}" / "ebin"
+        ebin.mkdir(parents=True)
+        for name, data in beams.items():
+            (ebin / f"{name}.beam").write_bytes(data)
+        (ebin / f"{app}.app").write_text('{application,%s,[{vsn,"%s"},{modules,[%s]}]}.\n'
+                                         % (app, vsn, ",".join(beams)))
+        if appup is not None:
+            (ebin / f"{app}.appup").write_text(appup)
+    rel = root / "releases" / "1"
+    rel.mkdir(parents=True)
+    libs = ",".join('{%s,"%s"}' % (app, vsn) for app, (vsn, _b, _a) in apps.items())
+    (rel / "demo.rel").write_text('{release,{"demo","1"},{erts,"%s"},[%s]}.\n' % (erts, libs))
+    return root
+
+
+def _loop(version: str) -> dict[str, bytes]:
+    d = PAIRS / "local_loop_killed" / version
+    return {"hl_local_loop_killed": (d / "hl_local_loop_killed.beam").read_bytes()}
+
+
+@pytest.mark.parametrize("app,erts_new,killed", [
+    ("stdlib", "17.1.1", False),     # OTP 25 -> 29: the restart starts the new stdlib
+    ("kernel", "17.1.1", False),
+    ("stdlib", "13.1.5", True),      # the same emulator: stdlib is hot-loaded
+    ("mine", "17.1.1", True),        # other applications restart with their old code
+])
+def test_hot_load_findings_of_what_the_restart_starts_new(tmp_path, app, erts_new, killed):
+    old = _tree(tmp_path / "a", "13.1.5", {app: ("1.0", _loop("v1"), None)})
+    new = _tree(tmp_path / "b", erts_new, {app: ("1.0", _loop("v2"), None)})
+    kinds = {f.kind for f in compare_releases(old, new).findings}
+    assert ("purge_kills_local_loop" in kinds) is killed
+    assert ("new_emulator_needed" in kinds) is (erts_new != "13.1.5")
+
+
+@pytest.mark.parametrize("app,named", [("stdlib", False), ("mine", True)])
+def test_appup_restart_new_emulator(tmp_path, app, named):
+    """restart_new_emulator in stdlib's appup: the restart loads its new modules, none
+    needs an instruction; in another application's appup it loads none of them."""
+    appup = '{"1.1", [{"1.0", [restart_new_emulator]}], [{"1.0", [restart_new_emulator]}]}.\n'
+    old = _tree(tmp_path / "a", "13.1.5", {app: ("1.0", _loop("v1"), None)})
+    new = _tree(tmp_path / "b", "17.1.1", {app: ("1.1", _loop("v2"), appup)})
+    kinds = {f.kind for f in compare_releases(old, new).findings}
+    assert ("appup_missing_module" in kinds) is named
+
+
+@pytest.mark.otp
+@pytest.mark.parametrize("erts_new,ordered", [("17.1.1", False), ("13.1.5", True)])
+def test_no_load_order_into_what_the_restart_starts_new(tmp_path, erts_new, ordered):
+    """A module of another application newly calls a function added to a stdlib
+    module: on another emulator, the restart has loaded the new stdlib before any
+    upgrade instruction runs, so no order is asked for."""
+    from gate_fixtures import compiled
+    callee = {1: "-module(lo_callee).\n-export([f/0]).\nf() -> 1.\n",
+              2: "-module(lo_callee).\n-export([f/0, g/0]).\nf() -> 1.\ng() -> 2.\n"}
+    caller = {1: "-module(lo_caller).\n-export([h/0]).\nh() -> lo_callee:f().\n",
+              2: "-module(lo_caller).\n-export([h/0]).\nh() -> lo_callee:g().\n"}
+
+    def tree(root, erts, v):
+        return _tree(root, erts, {
+            "stdlib": ("1.0", {"lo_callee": compiled("lo_callee", callee[v])}, None),
+            "mine": ("1.0", {"lo_caller": compiled("lo_caller", caller[v])}, None)})
+    report = compare_releases(tree(tmp_path / "a", "13.1.5", 1),
+                              tree(tmp_path / "b", erts_new, 2))
+    found = [f for f in report.findings if f.kind == "load_order"]
+    assert bool(found) is ordered
+    assert ("lo_caller" in report.dep_mods) is ordered

@@ -336,9 +336,12 @@ REGISTRY: tuple[Kind, ...] = (
        """The old and new releases name different ERTS versions. systools starts the relup
        with restart_new_emulator: the node restarts on the new emulator with the new
        release's kernel, stdlib and sasl and the old release's other applications, then
-       upgrades those. Every process restarts, so what the report predicts for running
-       processes does not apply to this upgrade; every module of those other
-       applications must load on the new emulator.""",
+       upgrades those. Every process restarts; every module of those other applications
+       must load on the new emulator. The modules of erts, kernel, stdlib and sasl are
+       not hot-loaded, so the report leaves out what it would predict for loading them
+       (purges, old code in loops and funs, state across code_change, NIFs, on_load,
+       supervisors, the load order of calls into them), and their appups need no more
+       than restart_new_emulator.""",
        """Plan the restart (connections drop, state in processes is lost), and make sure
        the old release's modules load on the new OTP release (see
        module_refused_by_new_emulator)."""),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from beaminspect.analysis.findings import KINDS, Finding
 from beaminspect.errors import format_error
+from beaminspect.release.emulator import RESTART_TAKES_NEW
 from beaminspect.release.facts import read_facts
 from beaminspect.terms.source import as_text, dump_terms
 from beaminspect.terms import Atom
@@ -113,6 +114,15 @@ def _parse_one(ins) -> tuple[list[Instruction], list[str], str | None]:
             and len(args[0]) == 3 and isinstance(args[0][2], list):
         return [Instruction("load", str(m)) for m in args[0][2] if isinstance(m, Atom)], [], None
     return [], [], None
+
+
+def _restarts(app: str, restarted: list, instrs) -> bool:
+    """Does ``app`` start over with its new code, so that its modules need no
+    instructions: ``restart_application``, or ``restart_new_emulator`` for an
+    application the restart takes from the new release (erts, kernel, stdlib, sasl)?"""
+    return app in restarted or (
+        app in RESTART_TAKES_NEW and isinstance(instrs, list)
+        and any(isinstance(i, Atom) and i == "restart_new_emulator" for i in instrs))
 
 
 def parse_instructions(instrs) -> tuple[list[Instruction], list[str], list[str]]:
@@ -231,7 +241,7 @@ def check_appups(report) -> list:
             for p in dproblems:
                 add("appup_malformed", name, f"{where}: DownTo {_spec_text(down[0])}: {p}",
                     where)
-            if name not in drestarted:
+            if not _restarts(name, drestarted, down[1]):
                 _check_down(name, prev, changes, dinstrs, where, add)
         up = entries.get("UpFrom")
         if not up:
@@ -239,7 +249,7 @@ def check_appups(report) -> list:
         instrs, restarted, problems = parse_instructions(up[1])
         for p in problems:
             add("appup_malformed", name, f"{where}: UpFrom {_spec_text(up[0])}: {p}", where)
-        if name in restarted:
+        if _restarts(name, restarted, up[1]):
             continue            # the whole application restarts with new code
         _check_instructions(report, name, info, prev, changes, instrs, where, add)
     return out
@@ -295,7 +305,7 @@ def shipped_up_instructions(report) -> dict:
         if up is None:
             continue
         instrs, restarted, _problems = parse_instructions(up[1])
-        if name not in restarted:
+        if not _restarts(name, restarted, up[1]):
             out[name] = instrs
     return out
 

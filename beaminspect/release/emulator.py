@@ -26,8 +26,8 @@ from beaminspect.loader.check import check_bytes
 from beaminspect.otp import RELEASES, release_of_erts
 from beaminspect.release.layout import Release
 
-__all__ = ["erts_version", "new_emulator_release", "check_emulator", "RESTART_TAKES_NEW",
-           "module_emulator_findings"]
+__all__ = ["erts_version", "new_emulator_release", "emulator_changes", "check_emulator",
+           "RESTART_TAKES_NEW", "HOT_LOAD_KINDS", "module_emulator_findings"]
 
 
 def erts_version(rel: Release) -> str | None:
@@ -62,6 +62,28 @@ def new_emulator_release(old: Release, new: Release,
 #: the emulator).
 RESTART_TAKES_NEW = frozenset({"erts", "kernel", "stdlib", "sasl"})
 
+#: The module finding kinds about hot-loading the module into running processes (the
+#: purge, old code in loops and funs, state carried across code_change, a NIF library
+#: or on_load run a second time, a supervisor's running children).  A module of the
+#: applications in :data:`RESTART_TAKES_NEW` is not hot-loaded when the emulator
+#: changes: the restart starts its new version fresh, so these do not apply to it.
+HOT_LOAD_KINDS = frozenset({
+    "purge_kills_local_loop", "purge_kills_idle_external_loop", "purge_kills_blocked_call",
+    "stale_code_in_loop", "fun_invalidated", "fun_may_outlive_load",
+    "state_change_without_code_change", "record_changed_outside_state",
+    "code_change_needs_advanced_update", "callbacks_changed_without_code_change",
+    "vsn_not_bumped", "nif_changed", "on_load_changed", "supervisor_children_changed",
+})
+
+
+def emulator_changes(old: Release, new: Release, target_otp: int | None = None,
+                     running_otp: int | None = None) -> bool:
+    """Does the upgrade move to another emulator: the two releases' ERTS versions
+    differ, or ``target_otp`` is given and differs from ``running_otp``?"""
+    a, b = erts_version(old), erts_version(new)
+    return (a is not None and b is not None and a != b) or (
+        target_otp is not None and running_otp is not None and target_otp != running_otp)
+
 
 def _refusal(data: bytes, otp: int, name: str) -> str | None:
     """The reason OTP ``otp``'s loader gives for refusing ``data``, or None when it
@@ -79,12 +101,11 @@ def check_emulator(old: Release, new: Release, out, target_otp: int | None = Non
     ``out`` when the emulator changes (or ``target_otp`` differs from ``running_otp``).
     The old release's modules are checked on ``jobs`` processes (default: one per
     core)."""
+    if not emulator_changes(old, new, target_otp, running_otp):
+        return
     a, b = erts_version(old), erts_version(new)
     changes = a is not None and b is not None and a != b
     target = new_emulator_release(old, new, target_otp)
-    if not changes and not (target_otp is not None and running_otp is not None
-                            and target_otp != running_otp):
-        return
     where = new.current_rel.path if new.current_rel is not None else None
     if changes:
         rel_a, rel_b = release_of_erts(_major(a)), release_of_erts(_major(b))

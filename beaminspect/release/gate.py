@@ -29,7 +29,8 @@ from beaminspect.analysis.findings import (KINDS, SEVERITIES, Finding, effective
 from beaminspect.analysis.hotload import HotLoadReport, analyse, state_changed
 from beaminspect.analysis.waits import WaitIndex
 from beaminspect.release.appchecks import check_applications
-from beaminspect.release.emulator import check_emulator, new_emulator_release
+from beaminspect.release.emulator import (HOT_LOAD_KINDS, RESTART_TAKES_NEW, check_emulator,
+                                          emulator_changes, new_emulator_release)
 from beaminspect.release.appup import check_appups, settled_by_appups
 from beaminspect.release.facts import ModuleFacts, module_facts, read_facts
 from beaminspect.release.policy import Policy
@@ -287,6 +288,10 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     # Which calls block is read from the running release's own code (each worker
     # fills its copy of the index as its modules ask).
     waits = WaitIndex.from_release(old)
+    # On another emulator, the restart starts the new erts, kernel, stdlib and sasl
+    # fresh: their modules are not hot-loaded.
+    restarted = RESTART_TAKES_NEW if emulator_changes(old, new, target_otp, running_otp) \
+        else frozenset()
     for item, result in zip(pending, _run_jobs(pending, loading_otp, severities, jobs,
                                              finished, waits)):
         name = item[0]
@@ -310,7 +315,10 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
             changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
                                          report=report, state_changed=state)
             facts_old[name], facts_new[name] = fo, fn
+            fresh = n.app in restarted and o.app in restarted
             for f in report.findings:
+                if fresh and f.kind in HOT_LOAD_KINDS:
+                    continue
                 out.add(f.kind, name, f"{name}:{f.function}" if f.function else None,
                         f.message, location=n.path, app=n.app, severity=f.severity)
     if progress is not None:
@@ -341,7 +349,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                     location=ch.new_path, app=ch.new_app)
 
     dep_mods = _cross_module(old, new, changes, facts_old, facts_new, policy, out,
-                             atom_text)
+                             atom_text, restarted)
     _release_level(old, new, changes, out)
     _protocols(old, new, changes, out)
     check_applications(old, new, changes, out)
@@ -394,7 +402,9 @@ def _mentions(src, names: list, atom_text: dict | None = None) -> bool:
 
 def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
                   facts_new: dict, policy: Policy, out: _Findings,
-                  atom_text: dict | None = None) -> dict:
+                  atom_text: dict | None = None, restarted: frozenset = frozenset()) -> dict:
+    """Calls between modules: undefined and removed functions, and the load order
+    (``restarted``: the applications a restart on the new emulator starts new)."""
     external = _external_modules(old, new, policy)
     removed_modules = {n for n, c in changes.items() if c.status == "removed"}
     moving = {n for n, c in changes.items() if c.status in ("added", "changed")
@@ -480,6 +490,8 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
                 continue
             if (m, f, a) in old_calls:
                 continue
+            if changes[m].new_app in restarted:
+                continue            # the restart on the new emulator starts it new
             fa = f"{f}/{a}"
             exports = exports_of(m)
             if exports is None or fa not in exports:
