@@ -238,3 +238,16 @@ def test_no_load_order_into_what_the_restart_starts_new(tmp_path, erts_new, orde
     found = [f for f in report.findings if f.kind == "load_order"]
     assert bool(found) is ordered
     assert ("lo_caller" in report.dep_mods) is ordered
+
+
+def test_erts_needs_no_appup(tmp_path):
+    """The erts application of a lib tree is upgraded by the emulator the .rel names,
+    not by an appup: a new erts version without one is not appup_missing, a new
+    version of another application without one is."""
+    beams = _loop("v1")
+    old = _tree(tmp_path / "a", "13.1.5", {"erts": ("13.1.5", beams, None),
+                                          "mine": ("1.0", _loop("v1"), None)})
+    new = _tree(tmp_path / "b", "17.1.1", {"erts": ("17.1.1", beams, None),
+                                          "mine": ("1.1", _loop("v1"), None)})
+    missing = {f.app for f in compare_releases(old, new).findings if f.kind == "appup_missing"}
+    assert missing == {"mine"}

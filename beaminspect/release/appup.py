@@ -206,6 +206,8 @@ def check_appups(report) -> list:
         if prev.vsn == info.vsn:
             continue            # app_vsn_not_bumped covers changed modules here
         where = info.appup_path
+        if info.appup is None and name == "erts":
+            continue            # upgraded by its version in the .rel (a new emulator)
         if info.appup is None:
             add("appup_missing", name,
                 f"application {name} goes from {prev.vsn} to {info.vsn} but has no "
