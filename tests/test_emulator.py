@@ -201,9 +201,14 @@ def _loop(version: str) -> dict[str, bytes]:
 def test_hot_load_findings_of_what_the_restart_starts_new(tmp_path, app, erts_new, killed):
     old = _tree(tmp_path / "a", "13.1.5", {app: ("1.0", _loop("v1"), None)})
     new = _tree(tmp_path / "b", erts_new, {app: ("1.0", _loop("v2"), None)})
-    kinds = {f.kind for f in compare_releases(old, new).findings}
+    report = compare_releases(old, new)
+    kinds = {f.kind for f in report.findings}
     assert ("purge_kills_local_loop" in kinds) is killed
     assert ("new_emulator_needed" in kinds) is (erts_new != "13.1.5")
+    # The module's own report (its worst severity in the outputs) says the same.
+    module = report.modules["hl_local_loop_killed"].report
+    assert ("purge_kills_local_loop" in {f.kind for f in module.findings}) is killed
+    assert (module.worst() == "error") is killed
 
 
 @pytest.mark.parametrize("app,named", [("stdlib", False), ("mine", True)])

@@ -6,7 +6,7 @@ holds.  When the two differ, ``systools:make_relup`` starts the relup with
 ``restart_new_emulator``: the node restarts on the new emulator with the *new* ERTS,
 kernel, stdlib and sasl and the *old* release's other applications (release_handler's
 temporary release), and then upgrades those.  So every process restarts (the hot-load
-predictions about processes do not apply to this upgrade), and every module of the
+predictions are about the processes the restart starts), and every module of the
 running release's other applications must load on the new emulator: one its loader
 refuses stops the restart.  (The old erts, kernel, stdlib and sasl modules are not
 loaded there.)  Which OTP release the new emulator belongs to comes from the ERTS major
@@ -113,10 +113,11 @@ def check_emulator(old: Release, new: Release, out, target_otp: int | None = Non
                 else "")
         out.add("new_emulator_needed", None, None,
                 f"the release moves from ERTS {a} to ERTS {b}{otps}: the relup starts with "
-                "restart_new_emulator, so the node restarts on the new emulator (every "
-                "process restarts; what this report predicts for running processes does "
-                "not apply) with the new kernel, stdlib and sasl and the old release's "
-                "other applications, which must load there, and then upgrades them",
+                "restart_new_emulator, so the node restarts on the new emulator with the "
+                "new kernel, stdlib and sasl and the old release's other applications, "
+                "which must load there, and then upgrades those: every process restarts, "
+                "and what this report predicts for running processes is about the ones "
+                "the restart starts (erts, kernel, stdlib and sasl are not hot-loaded)",
                 location=where)
     if target is None or target not in RELEASES:
         return
@@ -155,8 +156,9 @@ def module_emulator_findings(old_data: bytes, new_data: bytes, name: str,
                    f"the upgrade moves to OTP {target_otp}'s emulator"
                    + (f" from OTP {running_otp}'s" if running_otp is not None else "")
                    + ": the relup restarts the node (restart_new_emulator) with the old "
-                   "version first, so what this report predicts for running processes "
-                   "does not apply")]
+                   "version first, then loads the new one: every process restarts, and "
+                   "what this report predicts for running processes is about the ones the "
+                   "restart starts")]
     for which, data in (("old", old_data), ("new", new_data)):
         reason = _refusal(data, target_otp, name)
         if reason is not None:

@@ -17,7 +17,7 @@ between two byte-identical modules was there before the upgrade.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from beaminspect import module as _module
@@ -312,13 +312,13 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
             facts_old[name], facts_new[name] = result[1], result[2]
         else:
             _, report, fo, fn, state = result
+            if n.app in restarted and o.app in restarted:
+                report = replace(report, findings=tuple(
+                    f for f in report.findings if f.kind not in HOT_LOAD_KINDS))
             changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
                                          report=report, state_changed=state)
             facts_old[name], facts_new[name] = fo, fn
-            fresh = n.app in restarted and o.app in restarted
             for f in report.findings:
-                if fresh and f.kind in HOT_LOAD_KINDS:
-                    continue
                 out.add(f.kind, name, f"{name}:{f.function}" if f.function else None,
                         f.message, location=n.path, app=n.app, severity=f.severity)
     if progress is not None:
