@@ -129,14 +129,14 @@ def _loadable(m):
 @paused_gc
 def _analyse_job(item, running_otp, severities, waits=None):
     """(name, old source, new source) -> ("ok", report, old facts, new facts, state
-    changed), ("same", old facts, new facts), ("error", side, path, one-line message)
-    or ("unreadable", one-line message).  The bytes are read here, in the worker that
-    analyses them, so that no process holds every changed module's."""
+    changed), ("same", old facts, new facts) or ("error", side, path, one-line
+    message).  The bytes are read here, in the worker that analyses them, so that no
+    process holds every changed module's."""
     name, o, n = item
     try:
         old_bytes, new_bytes = o.read(), n.read()
     except (BeamError, OSError) as e:
-        return ("unreadable", format_error(e) if isinstance(e, BeamError)
+        return ("error", "new", n.path, format_error(e) if isinstance(e, BeamError)
                 else f"{n.path}: {e}")
     try:
         a = _loadable(_module.load(old_bytes, file=o.path))
@@ -296,12 +296,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
                                              finished, waits)):
         name = item[0]
         o, n = by_name[name]
-        if result[0] == "unreadable":
-            msg = result[1]
-            changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
-                                         error=msg)
-            out.add("unreadable_module", name, None, msg, location=n.path, app=n.app)
-        elif result[0] == "error":
+        if result[0] == "error":
             _, side, path, msg = result
             changes[name] = ModuleChange(name, "changed", o.app, n.app, o.path, n.path,
                                          error=msg)
