@@ -60,7 +60,6 @@ from typing import Iterator, NamedTuple
 
 from beaminspect.format.compact import (ONE_BYTE, OPERAND_SIZE, TWO_BYTE, Operand, decode_operands,
                                         skip_long)
-from beaminspect.format.compact import decode_long as _decode_long
 from beaminspect.errors import BeamError, FormatError, TruncatedError
 from beaminspect.gcpause import paused_gc
 from beaminspect.format.opcodes import ARITIES, NAMES
@@ -658,7 +657,7 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
     special = SPECIAL
     names = NAMES
     arities = ARITIES
-    one, two, decode_long = ONE_BYTE, TWO_BYTE, _decode_long
+    one, two, decode_ops = ONE_BYTE, TWO_BYTE, decode_operands
     size, skip = OPERAND_SIZE, skip_long
     seen: dict[bytes, tuple] = {}
     seen_get = seen.get
@@ -728,35 +727,18 @@ def _decode(module) -> tuple[list[Instruction], list[int], list[int], Instructio
                     if opc > OP_CALL_ONLY:
                         append(new(Instruction, (opc, names[opc], start, args, values, text)))
                         continue
-                    ops = None
+                    miss = False
                 else:
-                    ops = []
-            if arity > 0 and ops is None:
+                    miss = True
+            if arity > 0 and not miss:
                 pass  # a copy of a local call, func_info...: all from the table
             elif arity > 0:
-                add = ops.append
-                for _ in range(arity):
-                    if pos < end:
-                        b = code[pos]
-                        op = one[b]
-                        if op is not None:
-                            add(op)
-                            pos += 1
-                            continue
-                        if b & 0x18 == 0x08 and pos + 1 < end:
-                            op = two[(b << 8) | code[pos + 1]]
-                            if op is not None:
-                                add(op)
-                                pos += 2
-                                continue
-                    op, pos = decode_long(code, pos, end)
-                    add(op)
+                args, pos = decode_ops(code, pos, end, arity)
                 if pos != p:
                     # The skip found another end (or none): these bytes are new too.
                     key = code[start:pos]
                     hit = seen_get(key)
                 if hit is None:
-                    args = tuple(ops)
                     kinds = special[opc]
                     name = names[opc]
                     if kinds is None:
