@@ -361,7 +361,7 @@ def _decode_body(buf, pos, end, max_depth, file, chunk, base):
                 left = n
                 continue
             val = ()
-        elif tag == ATOM_EXT:
+        elif tag == ATOM_UTF8_EXT or tag == ATOM_EXT:
             if pos + 2 > end:
                 raise _truncated("atom length", 2, end - pos, pos, file, chunk, base)
             n = u16(buf, pos)[0]
@@ -369,9 +369,10 @@ def _decode_body(buf, pos, end, max_depth, file, chunk, base):
             if pos + n > end:
                 raise _truncated("atom", n, end - pos, pos, file, chunk, base)
             raw = buf[pos:pos + n]
-            val = latin1_atoms.get(raw)
+            utf8 = tag == ATOM_UTF8_EXT
+            val = (utf8_atoms if utf8 else latin1_atoms).get(raw)
             if val is None:
-                val = _new_atom(raw, False, pos - 3, file, chunk, base)
+                val = _new_atom(raw, utf8, pos - 3, file, chunk, base)
             pos += n
         elif tag == LIST_EXT:
             if pos + 4 > end:
@@ -416,18 +417,6 @@ def _decode_body(buf, pos, end, max_depth, file, chunk, base):
             if pos + n > end:
                 raise _truncated("string", n, end - pos, pos, file, chunk, base)
             val = list(buf[pos:pos + n])
-            pos += n
-        elif tag == ATOM_UTF8_EXT:
-            if pos + 2 > end:
-                raise _truncated("atom length", 2, end - pos, pos, file, chunk, base)
-            n = u16(buf, pos)[0]
-            pos += 2
-            if pos + n > end:
-                raise _truncated("atom", n, end - pos, pos, file, chunk, base)
-            raw = buf[pos:pos + n]
-            val = utf8_atoms.get(raw)
-            if val is None:
-                val = _new_atom(raw, True, pos - 3, file, chunk, base)
             pos += n
         elif tag == BINARY_EXT:
             if pos + 4 > end:
