@@ -256,3 +256,75 @@ def test_erts_needs_no_appup(tmp_path):
                                           "mine": ("1.1", _loop("v1"), None)})
     missing = {f.app for f in compare_releases(old, new).findings if f.kind == "appup_missing"}
     assert missing == {"mine"}
+
+
+# -- the restart window: the new kernel, stdlib and sasl beside the old other code -----
+
+def _sources(name: str, exports: str, body: str) -> str:
+    return f"-module({name}).\n-export([{exports}]).\n{body}\n"
+
+
+@pytest.mark.otp
+@pytest.mark.parametrize("erts_new,caller_new,window,after", [
+    # The caller stops calling g/0: only the restart window fails.
+    ("17.1.1", "h() -> rw_lib:f().", True, False),
+    # The same emulator: stdlib is hot-loaded with the rest, no restart window.
+    ("13.1.5", "h() -> rw_lib:f().", False, False),
+    # The caller keeps the call: it fails after the upgrade too, which says so alone.
+    ("17.1.1", "h() -> rw_lib:g().", False, True),
+    # The upgrade removes the caller: it runs in the window all the same.
+    ("17.1.1", None, True, False),
+])
+def test_restart_window_old_caller_of_a_function_stdlib_drops(tmp_path, erts_new, caller_new,
+                                                              window, after):
+    from gate_fixtures import compiled
+    lib = {1: _sources("rw_lib", "f/0, g/0", "f() -> 1.\ng() -> 2."),
+           2: _sources("rw_lib", "f/0", "f() -> 1.")}
+    user = {1: _sources("rw_user", "h/0", "h() -> rw_lib:g()."),
+            2: caller_new and _sources("rw_user", "h/0", caller_new)}
+
+    def tree(root, erts, v):
+        mine = {"rw_user": compiled("rw_user", user[v])} if user[v] else {}
+        return _tree(root, erts, {
+            "stdlib": ("1.0", {"rw_lib": compiled("rw_lib", lib[v])}, None),
+            "mine": ("1.0", mine, None)})
+    report = compare_releases(tree(tmp_path / "a", "13.1.5", 1),
+                              tree(tmp_path / "b", erts_new, 2))
+    found = [f for f in report.findings if f.kind == "restart_window_undef"]
+    assert bool(found) is window
+    if window:
+        [f] = found
+        assert (f.module, f.function, f.app) == ("rw_user", "rw_lib:g/0", "mine")
+        assert "no longer exports rw_lib:g/0" in f.message
+        assert ("the upgrade removes it" in f.message) is (caller_new is None)
+        assert f.location.endswith("a/lib/mine-1.0/ebin/rw_user.beam")
+    still = [f for f in report.findings if f.kind == "export_removed_still_called"]
+    assert bool(still) is after
+
+
+@pytest.mark.otp
+@pytest.mark.parametrize("erts_new,window", [("17.1.1", True), ("13.1.5", False)])
+def test_restart_window_new_stdlib_calls_what_only_the_new_application_has(
+        tmp_path, erts_new, window):
+    """A stdlib module newly calls a function added to another application's module:
+    on another emulator the restart starts the new stdlib beside the old module, which
+    no DepMods orders; on the same one, the load order says which goes first."""
+    from gate_fixtures import compiled
+    core = {1: _sources("rw_core", "h/0", "h() -> 0."),
+            2: _sources("rw_core", "h/0", "h() -> rw_app:g().")}
+    app = {1: _sources("rw_app", "f/0", "f() -> 1."),
+           2: _sources("rw_app", "f/0, g/0", "f() -> 1.\ng() -> 2.")}
+
+    def tree(root, erts, v):
+        return _tree(root, erts, {
+            "stdlib": ("1.0", {"rw_core": compiled("rw_core", core[v])}, None),
+            "mine": ("1.0", {"rw_app": compiled("rw_app", app[v])}, None)})
+    report = compare_releases(tree(tmp_path / "a", "13.1.5", 1),
+                              tree(tmp_path / "b", erts_new, 2))
+    kinds = [f.kind for f in report.findings if f.module == "rw_core"]
+    assert ("restart_window_undef" in kinds) is window
+    assert ("load_order" in kinds) is not window
+    assert ("rw_core" in report.dep_mods) is not window
+    if window:
+        [f] = [f for f in report.findings if f.kind == "restart_window_undef"]
+        assert f.function == "rw_app:g/0" and "only the new rw_app exports g/0" in f.message

@@ -354,6 +354,19 @@ REGISTRY: tuple[Kind, ...] = (
        for example) stops that restart.""",
        """Rebuild the old release with a compiler the new OTP release supports and install
        it first, or upgrade in two steps through a release both emulators load."""),
+    _k("restart_window_undef", "warning", "release",
+       "a call between the restarted kernel, stdlib or sasl and another application's "
+       "old code fails until the upgrade ends",
+       """When the emulator changes, release_handler restarts the node on a temporary
+       release: the new ERTS, kernel, stdlib and sasl and the old release's other
+       applications, which the rest of the relup then upgrades. Until then, an old module
+       that calls a function the new kernel, stdlib or sasl no longer has, or a new
+       module of theirs that calls a function only another application's new version
+       has, raises undef. Processes the restart starts run that code first, some of
+       them at boot.""",
+       """Keep the function in both versions for one release and remove it in a later
+       upgrade, or upgrade in two steps: first the applications, so that no old code
+       calls it, then the emulator."""),
     _k("protocol_dispatch_changed", "info", "release",
        "a consolidated Elixir protocol changes its implementations",
        """A mix release consolidates each protocol into one module under

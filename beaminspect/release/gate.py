@@ -476,6 +476,10 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
                 if m in targets:
                     check_call(caller, m, fn, a, False)
 
+    if restarted:
+        _restart_window(old, new, changes, facts_old, facts_new, exports_of, external,
+                        restarted, out, atom_text)
+
     # Load order: new calls into modules changed or added in the same upgrade.
     dep_mods: dict[str, set] = {}
     for caller in sorted(moving):
@@ -491,10 +495,24 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
             exports = exports_of(m)
             if exports is None or fa not in exports:
                 continue            # undefined: reported above, no order helps
-            dep_mods.setdefault(caller, set()).add(m)
             callee = changes[m]
             fresh = callee.status == "added" or (
                 callee.report is not None and fa in callee.report.diff.exports_added)
+            if changes[caller].new_app in restarted:
+                # The restart starts the new caller beside the old callee: no DepMods
+                # orders that, and only a function the old callee lacks fails.
+                if fresh:
+                    c = changes[caller]
+                    what = (f"module {m} is added by the upgrade" if callee.status == "added"
+                            else f"only the new {m} exports {fa}")
+                    out.add("restart_window_undef", caller, f"{m}:{fa}",
+                            f"the new {caller} ({c.new_app}) calls {m}:{fa}, but "
+                            f"{what}: the restart on the new emulator starts the new "
+                            f"{c.new_app} beside the old release's {callee.new_app}, so "
+                            f"the call raises undef until the upgrade loads the new {m}",
+                            location=c.new_path, app=c.new_app)
+                continue
+            dep_mods.setdefault(caller, set()).add(m)
             if fresh:
                 msg = (f"{caller} newly calls {m}:{fa}, which exists only in the new "
                        f"{m}: load {m} before {caller} (DepMods [{m}])")
@@ -507,6 +525,58 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
             out.add("load_order", caller, f"{m}:{fa}", msg, location=c.new_path,
                     app=c.new_app, severity=sev)
     return {k: sorted(v) for k, v in sorted(dep_mods.items())}
+
+
+def _restart_window(old: Release, new: Release, changes: dict, facts_old: dict,
+                    facts_new: dict, exports_of, external: set, restarted: frozenset,
+                    out: _Findings, atom_text: dict | None) -> None:
+    """Old modules the restart on the new emulator runs beside the new ``restarted``
+    applications that call a function those no longer have.  The caller's new version
+    replaces it later in the upgrade; a caller that keeps the call, or does not change,
+    has its finding from the checks of the new release already."""
+    gone: dict[str, frozenset | None] = {}      # core module -> exports, None: removed
+    for name, src in old.modules.items():
+        if src.app not in restarted or name in external:
+            continue
+        if name not in new.modules:
+            gone[name] = None
+        else:
+            ch = changes[name]
+            if ch.report is not None and ch.report.diff.exports_removed:
+                gone[name] = exports_of(name)
+    if not gone:
+        return
+    encoded = [t.encode("utf-8") for t in sorted(gone)]
+    for caller, src in sorted(old.modules.items()):
+        ch = changes[caller]
+        if src.app in restarted or caller in external or ch.status == "unchanged" \
+                or ch.error is not None:
+            continue
+        f_old = facts_old.get(caller)
+        if f_old is None:
+            if not _mentions(src, encoded):
+                continue
+            f_old = read_facts(src)
+            if f_old is None:
+                continue
+        still = set(facts_new[caller].imports) if caller in facts_new else set()
+        for (m, f, a) in f_old.imports:
+            if m not in gone or (m, f, a) in still:
+                continue
+            fa = f"{f}/{a}"
+            exports = gone[m]
+            if exports is not None and fa in exports:
+                continue
+            app = old.modules[m].app
+            lost = (f"has no module {m}" if exports is None
+                    else f"no longer exports {m}:{fa}")
+            later = ("the upgrade removes it" if ch.status == "removed"
+                     else "the upgrade loads its new version, which no longer calls it")
+            out.add("restart_window_undef", caller, f"{m}:{fa}",
+                    f"the old {caller} ({src.app}) calls {m}:{fa}, and the new {app} "
+                    f"{lost}: the restart on the new emulator runs the old {caller} beside "
+                    f"the new {app}, so the call raises undef until {later}",
+                    location=src.path, app=src.app)
 
 
 def _protocol_impls(src) -> frozenset | None:
