@@ -240,6 +240,42 @@ def test_gate_with_node(tmp_path):
         assert f"#### Node `{n.node}`" in md.stdout
 
 
+@pytest.mark.parametrize("command", ["gate", "diff"])
+def test_an_upgrade_onto_another_emulator_restarts_the_node(tmp_path, command):
+    """--target-otp other than the release the node runs: the node restarts before any
+    hot load, so none of its processes now is given a fate at the purge (the process
+    test_gate_with_node predicts killed), one live_restart finding says why, and the
+    module's own prediction stays, about the processes the restart starts.  With the
+    node's own release as the target, the fates come back."""
+    with Node("local_loop_killed") as n:
+        if command == "gate":
+            for tag, src in (("old", n.v1), ("new", n.v2)):
+                (tmp_path / tag).mkdir()
+                shutil.copy(src, tmp_path / tag)
+            args = ["gate", str(tmp_path / "old"), str(tmp_path / "new")]
+            schema = GATE_SCHEMA
+        else:
+            args = ["diff", n.v1, n.v2]
+            schema = DIFF_SCHEMA
+        base = args + ["--node", n.node, "--cookie", n.cookie, "--otp", "25",
+                       "--format", "json"]
+        r = _cli(*base, "--target-otp", "27")
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, schema)
+        assert doc["live"]["restart"] is True
+        assert doc["live"]["processes"] == [] and doc["live"]["old_code"] == []
+        kinds = [f["kind"] for f in doc["findings"]]
+        assert "live_restart" in kinds and "live_process_killed" not in kinds
+        assert "purge_kills_local_loop" in kinds
+        text = _cli(*base[:-2], "--target-otp", "27")
+        assert "restarts it on a new emulator" in text.stdout
+        same = json.loads(_cli(*base, "--target-otp", "25").stdout)
+        assert same["live"]["restart"] is False
+        (pid,) = n.procs
+        assert _fates(same) == {pid: "killed"}
+        assert "live_restart" not in [f["kind"] for f in same["findings"]]
+
+
 def test_drift_and_old_code_are_reported():
     with Node("local_loop_killed") as n:
         assert n.command("load_again") == {"ok": True}

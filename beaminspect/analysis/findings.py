@@ -479,6 +479,17 @@ REGISTRY: tuple[Kind, ...] = (
        kills it depends on what happens in between.""",
        """Wake it (a message) between the load and the purge, use soft_purge, or suspend
        it with an {update, M, ...} instruction."""),
+    _k("live_restart", "info", "node",
+       "the upgrade restarts the node on a new emulator: its processes end before any "
+       "module is hot-loaded",
+       """The upgrade moves to another emulator, so release_handler restarts the node
+       (restart_new_emulator) before it loads the other applications' new modules. The
+       processes running now end with the restart; what the purge does is decided for the
+       processes the restart starts, which the module findings predict. Nothing loaded
+       by hand survives the restart, and no old code is left to purge.""",
+       """Plan the restart as a restart: drain connections and hand over state that lives
+       only in processes. If the node runs code patched by hand (live_drift), put the
+       patch in the new release."""),
 )
 
 #: The registry by kind name.

@@ -285,7 +285,7 @@ def diff(old: str, new: str, fmt: str = "text", fail_on: str = "error",
     if node is not None:
         # Asked after the files are read: a bad file is reported without a connection.
         reports = {a.name: report} if report.diff.reload_needed else {}
-        live = ask_node(node, {a.name: a.md5.hex()}, reports)
+        live = ask_node(node, {a.name: a.md5.hex()}, reports, target_otp=target_otp)
         report = dataclasses.replace(report, findings=report.findings + live.findings)
     if fmt == "json":
         from beaminspect.render.json_out import dumps
@@ -314,13 +314,17 @@ class NodeOptions:
         return f"NodeOptions({self.name!r}, timeout={self.timeout!r})"
 
 
-def ask_node(node: NodeOptions, old_md5: dict, reports: dict, severities=None):
+def ask_node(node: NodeOptions, old_md5: dict, reports: dict, severities=None,
+             restart: bool = False, target_otp: int | None = None):
     """Snapshot ``node`` (only the processes in the modules the upgrade loads) and assess
-    the upgrade against it; a node that cannot be asked raises NodeError (exit 2)."""
+    the upgrade against it; a node that cannot be asked raises NodeError (exit 2).  The
+    upgrade restarts the node when ``restart`` says so (the releases' emulators differ)
+    or ``target_otp`` is not the release the node runs."""
     from beaminspect.live import assess, snapshot
     snap = snapshot(node.name, cookie=node.cookie, timeout=node.timeout,
                     modules=set(reports))
-    return assess(snap, old_md5, reports, severities=severities)
+    restart = restart or (target_otp is not None and target_otp != snap.otp_release)
+    return assess(snap, old_md5, reports, severities=severities, restart=restart)
 
 
 def live(node: NodeOptions, as_json: bool, modules=None) -> int:
@@ -440,7 +444,7 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
         report = compare(old, new, policy, external, otp, target_otp)
         live = None
         if node is not None:
-            live = _gate_live(report, node, policy)
+            live = _gate_live(report, node, policy, target_otp)
         from beaminspect.render import gate_out
         from beaminspect.render.json_out import dumps
         if fmt == "json":
@@ -466,7 +470,7 @@ def gate(old: str, new: str, fmt: str = "text", fail_on: str | None = None,
     return EXIT_FINDINGS if report.failed(threshold) else EXIT_OK
 
 
-def _gate_live(report, node: NodeOptions, policy):
+def _gate_live(report, node: NodeOptions, policy, target_otp: int | None = None):
     """The node's view of the gate's upgrade; its findings join the report's."""
     from beaminspect.errors import BeamError
     from beaminspect.module import load
@@ -478,7 +482,8 @@ def _gate_live(report, node: NodeOptions, policy):
             old_md5[name] = load(src.read(), file=src.path).md5.hex()
         except BeamError:
             continue        # reported by the comparison already
-    live = ask_node(node, old_md5, reports, policy.severities)
+    live = ask_node(node, old_md5, reports, policy.severities, restart=bool(report.restarted),
+                    target_otp=target_otp)
     report.add_findings(live.findings)
     return live
 

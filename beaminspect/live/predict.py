@@ -54,12 +54,15 @@ class LiveAssessment:
     old_code: tuple         # module names with old code on the node
     processes: tuple        # ProcessFate
     findings: tuple         # Finding
+    #: The upgrade restarts the node on another emulator before any hot load.
+    restart: bool = False
 
     def to_dict(self) -> dict:
         return {
             "node": self.node,
             "otp_release": self.otp_release,
             "erts_version": self.erts_version,
+            "restart": self.restart,
             "drift": [{"module": m, "loaded_md5": l, "old_md5": o} for m, l, o in self.drift],
             "old_code": list(self.old_code),
             "processes": [p.to_dict() for p in self.processes],
@@ -112,11 +115,13 @@ def _fate(p: ProcessInfo, reports: dict) -> tuple[str, str, str] | None:
 
 
 def assess(snap: NodeSnapshot, old_md5: dict, reports: dict, *,
-           severities: dict | None = None) -> LiveAssessment:
+           severities: dict | None = None, restart: bool = False) -> LiveAssessment:
     """Compare the node with the upgrade.  ``old_md5``: module -> MD5 (hex) of the OLD
     files, the code the prediction assumes is running; ``reports``: module ->
     :class:`~beaminspect.analysis.hotload.HotLoadReport` for each module the upgrade
-    loads (its MD5 changes)."""
+    loads (its MD5 changes).  ``restart``: the upgrade moves to another emulator, so the
+    node restarts before any hot load: no process running now meets the purge, and no
+    old code is left to block a load."""
     findings: list[Finding] = []
 
     def add(kind, module, function, message):
@@ -133,7 +138,17 @@ def assess(snap: NodeSnapshot, old_md5: dict, reports: dict, *,
             add("live_drift", name, None,
                 f"{name} on {snap.node} has MD5 {loaded.md5}, the old release's file "
                 f"{md5}: the node runs other code than the release says (patched by "
-                "hand, or another build), so the prediction is about code it does not run")
+                "hand, or another build), so "
+                + ("the restart on the new emulator loses it: it loads the release's file"
+                   if restart else "the prediction is about code it does not run"))
+    if restart:
+        add("live_restart", None, None,
+            f"the upgrade restarts {snap.node} on a new emulator before it hot-loads "
+            f"anything: the {len(snap.processes)} process(es) in the modules it loads end "
+            "with the restart, and what the purge does is decided for the processes the "
+            "restart starts")
+        return LiveAssessment(snap.node, snap.otp_release, snap.erts_version, tuple(drift),
+                              (), (), tuple(findings), restart=True)
     old_code = tuple(snap.old_code())
     for name in old_code:
         if name in reports:

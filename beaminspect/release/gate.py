@@ -78,6 +78,9 @@ class GateReport:
     facts_new: dict = field(default_factory=dict, repr=False)
     facts_old: dict = field(default_factory=dict, repr=False)
     policy: Policy = field(default_factory=Policy)
+    #: The applications a restart on the new emulator starts new (empty when the
+    #: emulator does not change): see :mod:`beaminspect.release.emulator`.
+    restarted: frozenset = frozenset()
 
     def by_status(self, status: str) -> list[ModuleChange]:
         return [m for m in self.modules.values() if m.status == status]
@@ -350,7 +353,7 @@ def compare_releases(old_path, new_path, *, policy: Policy | None = None,
     check_applications(old, new, changes, out)
 
     report = GateReport(os.fspath(old_path), os.fspath(new_path), old, new, changes, [],
-                        dep_mods, facts_new, facts_old, policy)
+                        dep_mods, facts_new, facts_old, policy, restarted)
     for f in check_appups(report):
         out.add(f.kind, f.module, f.function, f.message, location=f.location, app=f.app,
                 severity=f.severity)

@@ -46,6 +46,9 @@ def live_dict(assessment) -> dict:
 
 
 def _counts(a) -> str:
+    if a.restart:
+        return (f"the upgrade restarts it on a new emulator, which ends its processes "
+                f"before any hot load; {len(a.drift)} drifted module(s)")
     n = {f: 0 for f in ("killed", "at_risk", "survives")}
     for p in a.processes:
         n[p.fate] += 1
