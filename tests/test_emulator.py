@@ -328,3 +328,29 @@ def test_restart_window_new_stdlib_calls_what_only_the_new_application_has(
     if window:
         [f] = [f for f in report.findings if f.kind == "restart_window_undef"]
         assert f.function == "rw_app:g/0" and "only the new rw_app exports g/0" in f.message
+
+
+@pytest.mark.parametrize("erts_new", ["17.1.1", "13.1.5"])
+def test_suggested_appups_on_an_emulator_change(tmp_path, erts_new):
+    """On another emulator, stdlib's suggested appup is restart_new_emulator (as OTP's
+    own appups say), erts gets none, and other applications load their modules; on the
+    same emulator, stdlib loads its modules too."""
+    from beaminspect.release.appup import suggest_appups
+    ext = PAIRS / "external_loop_survives"
+
+    def mine(v):
+        return {"hl_external_loop_survives":
+                (ext / v / "hl_external_loop_survives.beam").read_bytes()}
+    old = _tree(tmp_path / "a", "13.1.5", {"erts": ("13.1.5", {}, None),
+                                          "stdlib": ("1.0", _loop("v1"), None),
+                                          "mine": ("1.0", mine("v1"), None)})
+    new = _tree(tmp_path / "b", erts_new, {"erts": (erts_new, {}, None),
+                                          "stdlib": ("1.1", _loop("v2"), None),
+                                          "mine": ("1.1", mine("v2"), None)})
+    got = suggest_appups(compare_releases(old, new))
+    restart = erts_new != "13.1.5"
+    assert "erts" not in got
+    stdlib_up = got["stdlib"][1][0][1]
+    assert (stdlib_up == ["restart_new_emulator"]) is restart
+    assert got["stdlib"][2][0][1] == stdlib_up
+    assert [i[0] for i in got["mine"][1][0][1]] == ["load_module"]

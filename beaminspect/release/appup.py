@@ -501,7 +501,8 @@ def _instruction_for(report, ch, deps: list[str]):
 
 def suggest_appups(report, app: str | None = None) -> dict:
     """``{app: appup term}`` for every application present in both releases whose
-    version or modules changed (only ``app`` when given)."""
+    version or modules changed (only ``app`` when given).  On an emulator change, kernel,
+    stdlib and sasl get ``restart_new_emulator`` and erts none."""
     out = {}
     for name, info in sorted(report.new.apps.items()):
         prev = report.old.apps.get(name)
@@ -513,6 +514,14 @@ def suggest_appups(report, app: str | None = None) -> dict:
                  (c.status == "unchanged" and c.old_app != name)]
         removed = [c.name for c in changes if c.status == "removed"]
         if prev.vsn == info.vsn and not (changed or added or removed):
+            continue
+        if name in report.restarted:
+            # The restart on the new emulator starts this application's new version
+            # (erts comes with the emulator and has no appup), as OTP's own appups say.
+            if name != "erts":
+                restart = [Atom("restart_new_emulator")]
+                out[name] = (info.vsn or "", [(prev.vsn or "", restart)],
+                             [(prev.vsn or "", restart)])
             continue
         in_step = {c.name for c in changed} | set(added)
         deps = {m: [d for d in report.dep_mods.get(m, []) if d in in_step]
