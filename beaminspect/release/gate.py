@@ -481,7 +481,7 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
 
     if restarted:
         _restart_window(old, new, changes, facts_old, facts_new, exports_of, external,
-                        restarted, out, atom_text)
+                        restarted, out)
 
     # Load order: new calls into modules changed or added in the same upgrade.
     dep_mods: dict[str, set] = {}
@@ -532,7 +532,7 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
 
 def _restart_window(old: Release, new: Release, changes: dict, facts_old: dict,
                     facts_new: dict, exports_of, external: set, restarted: frozenset,
-                    out: _Findings, atom_text: dict | None) -> None:
+                    out: _Findings) -> None:
     """Old modules the restart on the new emulator runs beside the new ``restarted``
     applications that call a function those no longer have.  The caller's new version
     replaces it later in the upgrade; a caller that keeps the call, or does not change,
