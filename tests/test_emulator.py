@@ -222,24 +222,33 @@ def test_appup_restart_new_emulator(tmp_path, app, named):
     assert ("appup_missing_module" in kinds) is named
 
 
+def _compare_compiled(tmp_path, erts_new: str, stdlib: dict, mine: dict):
+    """compare_releases of two trees, on ERTS 13.1.5 and on ``erts_new``, whose stdlib
+    and mine hold the modules ``{name: {1: source, 2: source or None}}`` of each
+    version (None: not in version 2), compiled by erlc."""
+    from gate_fixtures import compiled
+
+    def tree(root, erts, v):
+        def beams(mods):
+            return {n: compiled(n, src[v]) for n, src in mods.items() if src[v]}
+        return _tree(root, erts, {"stdlib": ("1.0", beams(stdlib), None),
+                                  "mine": ("1.0", beams(mine), None)})
+    return compare_releases(tree(tmp_path / "a", "13.1.5", 1),
+                            tree(tmp_path / "b", erts_new, 2))
+
+
 @pytest.mark.otp
 @pytest.mark.parametrize("erts_new,ordered", [("17.1.1", False), ("13.1.5", True)])
 def test_no_load_order_into_what_the_restart_starts_new(tmp_path, erts_new, ordered):
     """A module of another application newly calls a function added to a stdlib
     module: on another emulator, the restart has loaded the new stdlib before any
     upgrade instruction runs, so no order is asked for."""
-    from gate_fixtures import compiled
     callee = {1: "-module(lo_callee).\n-export([f/0]).\nf() -> 1.\n",
               2: "-module(lo_callee).\n-export([f/0, g/0]).\nf() -> 1.\ng() -> 2.\n"}
     caller = {1: "-module(lo_caller).\n-export([h/0]).\nh() -> lo_callee:f().\n",
               2: "-module(lo_caller).\n-export([h/0]).\nh() -> lo_callee:g().\n"}
-
-    def tree(root, erts, v):
-        return _tree(root, erts, {
-            "stdlib": ("1.0", {"lo_callee": compiled("lo_callee", callee[v])}, None),
-            "mine": ("1.0", {"lo_caller": compiled("lo_caller", caller[v])}, None)})
-    report = compare_releases(tree(tmp_path / "a", "13.1.5", 1),
-                              tree(tmp_path / "b", erts_new, 2))
+    report = _compare_compiled(tmp_path, erts_new, {"lo_callee": callee},
+                               {"lo_caller": caller})
     found = [f for f in report.findings if f.kind == "load_order"]
     assert bool(found) is ordered
     assert ("lo_caller" in report.dep_mods) is ordered
@@ -277,19 +286,11 @@ def _sources(name: str, exports: str, body: str) -> str:
 ])
 def test_restart_window_old_caller_of_a_function_stdlib_drops(tmp_path, erts_new, caller_new,
                                                               window, after):
-    from gate_fixtures import compiled
     lib = {1: _sources("rw_lib", "f/0, g/0", "f() -> 1.\ng() -> 2."),
            2: _sources("rw_lib", "f/0", "f() -> 1.")}
     user = {1: _sources("rw_user", "h/0", "h() -> rw_lib:g()."),
             2: caller_new and _sources("rw_user", "h/0", caller_new)}
-
-    def tree(root, erts, v):
-        mine = {"rw_user": compiled("rw_user", user[v])} if user[v] else {}
-        return _tree(root, erts, {
-            "stdlib": ("1.0", {"rw_lib": compiled("rw_lib", lib[v])}, None),
-            "mine": ("1.0", mine, None)})
-    report = compare_releases(tree(tmp_path / "a", "13.1.5", 1),
-                              tree(tmp_path / "b", erts_new, 2))
+    report = _compare_compiled(tmp_path, erts_new, {"rw_lib": lib}, {"rw_user": user})
     found = [f for f in report.findings if f.kind == "restart_window_undef"]
     assert bool(found) is window
     if window:
@@ -309,18 +310,11 @@ def test_restart_window_new_stdlib_calls_what_only_the_new_application_has(
     """A stdlib module newly calls a function added to another application's module:
     on another emulator the restart starts the new stdlib beside the old module, which
     no DepMods orders; on the same one, the load order says which goes first."""
-    from gate_fixtures import compiled
     core = {1: _sources("rw_core", "h/0", "h() -> 0."),
             2: _sources("rw_core", "h/0", "h() -> rw_app:g().")}
     app = {1: _sources("rw_app", "f/0", "f() -> 1."),
            2: _sources("rw_app", "f/0, g/0", "f() -> 1.\ng() -> 2.")}
-
-    def tree(root, erts, v):
-        return _tree(root, erts, {
-            "stdlib": ("1.0", {"rw_core": compiled("rw_core", core[v])}, None),
-            "mine": ("1.0", {"rw_app": compiled("rw_app", app[v])}, None)})
-    report = compare_releases(tree(tmp_path / "a", "13.1.5", 1),
-                              tree(tmp_path / "b", erts_new, 2))
+    report = _compare_compiled(tmp_path, erts_new, {"rw_core": core}, {"rw_app": app})
     kinds = [f.kind for f in report.findings if f.module == "rw_core"]
     assert ("restart_window_undef" in kinds) is window
     assert ("load_order" in kinds) is not window
