@@ -486,6 +486,7 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
     # Load order: new calls into modules changed or added in the same upgrade.
     dep_mods: dict[str, set] = {}
     for caller in sorted(moving):
+        c = changes[caller]
         old_calls = set(facts_old[caller].imports) if caller in facts_old else set()
         for (m, f, a) in facts_new[caller].imports:
             if m == caller or m not in moving or m in external:
@@ -501,11 +502,10 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
             callee = changes[m]
             fresh = callee.status == "added" or (
                 callee.report is not None and fa in callee.report.diff.exports_added)
-            if changes[caller].new_app in restarted:
+            if c.new_app in restarted:
                 # The restart starts the new caller beside the old callee: no DepMods
                 # orders that, and only a function the old callee lacks fails.
                 if fresh:
-                    c = changes[caller]
                     what = (f"module {m} is added by the upgrade" if callee.status == "added"
                             else f"only the new {m} exports {fa}")
                     out.add("restart_window_undef", caller, f"{m}:{fa}",
@@ -524,7 +524,6 @@ def _cross_module(old: Release, new: Release, changes: dict, facts_old: dict,
                 msg = (f"{caller} newly calls {m}:{fa} and {m} changes in the same "
                        f"upgrade: load {m} before {caller} (DepMods [{m}])")
                 sev = "info"
-            c = changes[caller]
             out.add("load_order", caller, f"{m}:{fa}", msg, location=c.new_path,
                     app=c.new_app, severity=sev)
     return {k: sorted(v) for k, v in sorted(dep_mods.items())}
